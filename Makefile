@@ -1,0 +1,28 @@
+# kd_det: every target runs through the pinned environment in .venv (built by `make env`).
+PY := .venv/bin/python
+DATA ?= data/synthetic
+QUICK ?= 0
+SEEDS ?= 0 1 2
+PYTEST_ARGS ?=
+
+.PHONY: env data demo test bench clean-env
+
+env: .venv/.kd_det_complete
+
+.venv/.kd_det_complete: requirements/torch.txt requirements/build.txt requirements/runtime.txt requirements/tests.txt setup.py
+	bash tools/setup_env.sh
+
+data: env
+	$(PY) -m kd_det.datasets.synthetic --out $(DATA)
+
+demo: env
+	$(PY) tools/demo.py --data-root $(DATA) $(if $(filter 1,$(QUICK)),--quick,)
+
+test: env
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: env
+	$(PY) tools/benchmark.py configs/benchmark/embedded.py --seeds $(SEEDS)
+
+clean-env:
+	rm -f .venv

@@ -1,0 +1,20 @@
+# The embedded teacher -> student pair, wired for distillation. Method configs inherit this and
+# set only `model.distiller` (and `model.teacher_head` if they need the teacher's predictions).
+# Data, schedule and runtime are the student's, so every method trains on the student's schedule.
+_base_ = ['kd_det::embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py']
+
+teacher_config = 'kd_det::embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py'
+# where `python tools/train.py <teacher config>` leaves the teacher by default
+teacher_ckpt = 'work_dirs/retinanet_mnv2-w1-fpn128_16e_embedded_teacher/epoch_16.pth'
+
+model = dict(
+    _delete_=True,
+    _scope_='mmrazor',
+    type='DetectionDistill',
+    architecture=_base_.model,
+    teacher=dict(cfg_path=teacher_config),
+    teacher_ckpt=teacher_ckpt,
+    # mmrazor's feature losses need only backbone + neck of the teacher
+    teacher_head=None)
+# the teacher's parameters are frozen and DDP must not wait for their gradients
+find_unused_parameters = True

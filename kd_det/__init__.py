@@ -1,0 +1,10 @@
+"""kd_det: knowledge distillation, a sparse BiFPN neck and pruning for MMDetection detectors.
+
+Importing kd_det (directly or through ``custom_imports=dict(imports=['kd_det'])``) adapts
+mmrazor/mmengine to today's torch (:mod:`kd_det.compat`) and registers every kd_det module in
+mmdet's and mmrazor's registries. Nothing else happens at import.
+"""
+from kd_det import compat  # noqa: F401  (first: mmrazor cannot be imported without it)
+from kd_det import engine, models, registry  # noqa: F401,E402  (registration)
+
+__version__ = '0.1.0'

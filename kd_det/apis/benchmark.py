@@ -1,0 +1,329 @@
+"""Train, evaluate and time a list of methods over seeds; write results.csv, a table and a plot.
+
+A benchmark spec is an mmengine config (see ``configs/benchmark/embedded.py``)::
+
+    work_root = 'work_dirs/benchmark/embedded'
+    teacher = dict(name='teacher', config='configs/...teacher.py')
+    student = dict(name='student', config='configs/...student.py')
+    methods = [dict(name='PKD (mmrazor)', config='configs/...pkd.py'), ...]  # distillation
+    seeds = [0, 1, 2]
+
+Every run trains through ``tools/train.py`` in a subprocess (its log in the run's work dir), so
+the benchmark measures exactly what a user runs. A run whose ``result.json`` exists is not run
+again, so an interrupted benchmark resumes where it stopped. Distillation runs use the teacher
+trained with ``teacher_seed``.
+"""
+import csv
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+METRIC_KEYS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
+METRIC_NAMES = ('mAP', 'AP50', 'APs', 'APm', 'APl')
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@dataclass
+class Method:
+    """One row of the benchmark: a config and its role."""
+    name: str
+    config: str
+    role: str  # 'teacher', 'student' or 'distill'
+    cfg_options: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return ''.join(c if c.isalnum() else '_' for c in self.name).strip('_').lower()
+
+
+def load_methods(spec) -> List[Method]:
+    """Teacher, student and distillation methods of a spec config, in table order."""
+    methods = [Method(spec.teacher['name'], spec.teacher['config'], 'teacher',
+                      dict(spec.teacher.get('cfg_options', {}))),
+               Method(spec.student['name'], spec.student['config'], 'student',
+                      dict(spec.student.get('cfg_options', {})))]
+    for item in spec.get('methods', []):
+        methods.append(Method(item['name'], item['config'], 'distill',
+                              dict(item.get('cfg_options', {}))))
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f'method names must be unique, got {names}')
+    for method in methods:
+        if not osp.isfile(method.config):
+            raise FileNotFoundError(f'benchmark method {method.name!r}: config '
+                                    f'{method.config!r} not found')
+    return methods
+
+
+def _format_option(key: str, value) -> str:
+    if isinstance(value, (list, tuple)):
+        return f'{key}=[{",".join(repr(v) if isinstance(v, str) else str(v) for v in value)}]'
+    return f'{key}={value}'
+
+
+class Benchmark:
+    """Runs a spec. See the module docstring.
+
+    Args:
+        spec: the loaded spec config.
+        seeds: seeds to run (default: ``spec.seeds``).
+        work_root: where runs go (default: ``spec.work_root``).
+        cfg_options: overrides applied to every run (e.g. a dataset's ``data_root``).
+        only: restrict to these method names (teacher still trained when distillation needs it).
+        train_args: extra ``tools/train.py`` flags (e.g. ``['--amp']``).
+    """
+
+    def __init__(self, spec, seeds: Optional[Sequence[int]] = None,
+                 work_root: Optional[str] = None, cfg_options: Optional[Dict] = None,
+                 only: Optional[Sequence[str]] = None,
+                 train_args: Sequence[str] = ()):
+        self.spec = spec
+        self.methods = load_methods(spec)
+        if only:
+            unknown = set(only) - {m.name for m in self.methods}
+            if unknown:
+                raise ValueError(f'unknown methods {sorted(unknown)}; the spec has '
+                                 f'{[m.name for m in self.methods]}')
+            self.methods = [m for m in self.methods if m.name in only or m.role == 'teacher']
+        self.seeds = list(seeds if seeds is not None else spec.get('seeds', [0]))
+        self.teacher_seed = spec.get('teacher_seed', self.seeds[0])
+        self.work_root = work_root or spec.work_root
+        self.cfg_options = dict(cfg_options or {})
+        self.train_args = list(train_args)
+        self.input_shape = tuple(spec.get('input_shape', (3, 192, 192)))
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def run_dir(self, method: Method, seed: int) -> str:
+        return osp.join(self.work_root, method.slug, f'seed{seed}')
+
+    def result_of(self, method: Method, seed: int) -> Optional[dict]:
+        path = osp.join(self.run_dir(method, seed), 'result.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+        return None
+
+    def planned_runs(self) -> List[tuple]:
+        """(method, seed) pairs in dependency order: the distillation teacher first."""
+        teacher = self.methods[0]
+        runs = [(teacher, self.teacher_seed)]
+        for seed in self.seeds:
+            runs += [(m, seed) for m in self.methods[1:]]
+        runs += [(teacher, s) for s in self.seeds if s != self.teacher_seed]
+        return runs
+
+    def teacher_checkpoint(self) -> str:
+        result = self.result_of(self.methods[0], self.teacher_seed)
+        if result is None:
+            raise RuntimeError('the teacher has not been trained yet')
+        return result['checkpoint']
+
+    def train_one(self, method: Method, seed: int) -> dict:
+        work_dir = self.run_dir(method, seed)
+        os.makedirs(work_dir, exist_ok=True)
+        options = dict(self.cfg_options)
+        options.update(method.cfg_options)
+        options['randomness.seed'] = seed
+        if method.role == 'distill':
+            options['model.teacher_ckpt'] = self.teacher_checkpoint()
+        cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), method.config,
+               '--work-dir', work_dir, *self.train_args, '--cfg-options']
+        cmd += [_format_option(k, v) for k, v in options.items()]
+        log_path = osp.join(work_dir, 'train_stdout.log')
+        start = time.time()
+        with open(log_path, 'w') as log:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f'training {method.name!r} (seed {seed}) failed with exit code '
+                               f'{proc.returncode}; see {log_path}')
+        result = collect_run_result(work_dir)
+        result.update(method=method.name, role=method.role, seed=seed,
+                      wall_time_s=round(time.time() - start, 1))
+        with open(osp.join(work_dir, 'result.json'), 'w') as f:
+            json.dump(result, f, indent=2)
+        return result
+
+    def run(self) -> None:
+        runs = self.planned_runs()
+        started = time.time()
+        for index, (method, seed) in enumerate(runs, 1):
+            prefix = f'[{index}/{len(runs)}] {method.name} seed {seed}'
+            if self.result_of(method, seed) is not None:
+                print(f'{prefix}: done earlier, skipped', flush=True)
+                continue
+            print(f'{prefix}: training ... (log: {self.run_dir(method, seed)}/train_stdout.log)',
+                  flush=True)
+            result = self.train_one(method, seed)
+            print(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
+                  f'(elapsed {(time.time() - started) / 60:.1f} min)', flush=True)
+
+    # ---- measurements on the trained models ---------------------------------------------------
+    def measure(self, latency_repeats: int = 50, step_repeats: int = 12) -> Dict[str, dict]:
+        """Params/FLOPs/latency per method and side-by-side training step times."""
+        from kd_det.apis.measure import measure_deployment, measure_step_times
+        cache_path = osp.join(self.work_root, 'measurements.json')
+        cache = {}
+        if osp.isfile(cache_path):
+            with open(cache_path) as f:
+                cache = json.load(f)
+        for method in self.methods:
+            if method.name in cache:
+                continue
+            print(f'measuring {method.name}: params, FLOPs, PyTorch and onnxruntime latency',
+                  flush=True)
+            result = self.result_of(method, self.seeds[0]) or self.result_of(
+                method, self.teacher_seed)
+            onnx_path = osp.join(self.run_dir(method, self.seeds[0]), 'model.onnx')
+            cache[method.name] = measure_deployment(
+                method.config, result['checkpoint'] if result else None, onnx_path,
+                self.input_shape, latency_repeats, self._merged_options(method))
+        if 'step_time' not in cache:
+            print('measuring training step times side by side', flush=True)
+            teacher = self.methods[0]
+            cache['step_time'] = measure_step_times(
+                [(m.name, m.config, self._merged_options(m)) for m in self.methods[1:]],
+                teacher_config=(teacher.config, self._merged_options(teacher)),
+                repeats=step_repeats)
+        with open(cache_path, 'w') as f:
+            json.dump(cache, f, indent=2)
+        return cache
+
+    def _merged_options(self, method: Method) -> Dict:
+        options = dict(self.cfg_options)
+        options.update(method.cfg_options)
+        return options
+
+    # ---- reporting ----------------------------------------------------------------------------
+    def rows(self, measurements: Optional[Dict] = None) -> List[dict]:
+        """One aggregated row per method (mean and std over the finished seeds)."""
+        rows = []
+        for method in self.methods:
+            seeds = self.seeds if method.role != 'teacher' else sorted(
+                set(self.seeds) | {self.teacher_seed})
+            results = [r for r in (self.result_of(method, s) for s in seeds) if r]
+            if not results:
+                continue
+            row = dict(method=method.name, role=method.role, seeds=len(results))
+            for name in METRIC_NAMES:
+                values = [r[name] for r in results]
+                row[name] = statistics.mean(values)
+                row[f'{name}_std'] = statistics.stdev(values) if len(values) > 1 else 0.0
+            row['train_step_s'] = statistics.median(r['step_time_s'] for r in results)
+            if measurements and method.name in measurements:
+                row.update(measurements[method.name])
+            step = (measurements or {}).get('step_time', {})
+            if method.name in step:
+                row.update({f'timing_{k}': v for k, v in step[method.name].items()})
+            rows.append(row)
+        return rows
+
+    def write_reports(self, rows: List[dict]) -> Dict[str, str]:
+        os.makedirs(self.work_root, exist_ok=True)
+        paths = dict(csv=osp.join(self.work_root, 'results.csv'),
+                     markdown=osp.join(self.work_root, 'results.md'),
+                     plot=osp.join(self.work_root, 'map_vs_latency.png'))
+        write_csv(paths['csv'], self.per_seed_rows())
+        with open(paths['markdown'], 'w') as f:
+            f.write(markdown_table(rows) + '\n')
+        plot_map_vs_latency(rows, paths['plot'])
+        return paths
+
+    def per_seed_rows(self) -> List[dict]:
+        rows = []
+        for method in self.methods:
+            for seed in sorted(set(self.seeds) | {self.teacher_seed}):
+                result = self.result_of(method, seed)
+                if result:
+                    rows.append({k: v for k, v in result.items() if k != 'checkpoint'})
+        return rows
+
+
+def collect_run_result(work_dir: str) -> dict:
+    """Final COCO metrics (in %), the checkpoint and the median training step time of a run."""
+    scalars = sorted(
+        (osp.join(root, name) for root, _, files in os.walk(work_dir) for name in files
+         if name == 'scalars.json'), key=osp.getmtime)
+    if not scalars:
+        raise RuntimeError(f'no scalars.json under {work_dir}: did training finish?')
+    metrics, step_times = None, []
+    with open(scalars[-1]) as f:
+        for line in f:
+            entry = json.loads(line)
+            if 'coco/bbox_mAP' in entry:
+                metrics = entry
+            elif 'time' in entry and 'loss' in entry:
+                step_times.append(entry['time'])
+    if metrics is None:
+        raise RuntimeError(f'{scalars[-1]} has no COCO metrics: was validation run?')
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    result = {name: 100.0 * float(metrics[f'coco/{key}'])
+              for name, key in zip(METRIC_NAMES, METRIC_KEYS)}
+    # the first logged window includes start-up (data workers, allocator warm-up)
+    steady = step_times[1:] or step_times
+    result['step_time_s'] = statistics.median(steady) if steady else float('nan')
+    result['checkpoint'] = checkpoint
+    return result
+
+
+def write_csv(path: str, rows: List[dict]) -> None:
+    keys: List[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _pm(row: dict, name: str) -> str:
+    return f'{row[name]:.1f} ± {row[name + "_std"]:.1f}'
+
+
+def markdown_table(rows: List[dict]) -> str:
+    """The benchmark table; metric columns are mean ± std over seeds."""
+    header = ['method', 'seeds', 'mAP', 'AP50', 'APs', 'APm', 'APl', 'params (M)', 'FLOPs (G)',
+              'latency PyTorch (ms)', 'latency ORT (ms)', 'train step (ms)',
+              'step / student step', 'step / (student step + teacher fwd)']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for row in rows:
+        cells = [row['method'], str(row['seeds'])] + [_pm(row, n) for n in METRIC_NAMES]
+        cells.append(f'{row["params"] / 1e6:.2f}' if 'params' in row else '-')
+        cells.append(f'{row["flops"] / 1e9:.2f}' if 'flops' in row else '-')
+        cells.append(f'{row["latency_torch_ms"]:.1f}' if 'latency_torch_ms' in row else '-')
+        cells.append(f'{row["latency_ort_ms"]:.1f}' if 'latency_ort_ms' in row else '-')
+        cells.append(f'{row["timing_step_ms"]:.0f}' if 'timing_step_ms' in row else '-')
+        cells.append(f'{row["timing_ratio_vs_student"]:.2f}×'
+                     if 'timing_ratio_vs_student' in row else '-')
+        cells.append(f'{row["timing_ratio_vs_student_plus_teacher"]:.2f}×'
+                     if 'timing_ratio_vs_student_plus_teacher' in row else '-')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def plot_map_vs_latency(rows: List[dict], path: str) -> None:
+    """mAP (mean ± std over seeds) against batch-1 PyTorch CPU latency."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        latency = row.get('latency_torch_ms')
+        if latency is None:
+            continue
+        ax.errorbar(latency, row['mAP'], yerr=row['mAP_std'], fmt='o', capsize=4,
+                    label=row['method'])
+    ax.set_xlabel('CPU latency, batch 1, PyTorch (ms)')
+    ax.set_ylabel('mAP (%), mean ± std over seeds')
+    ax.set_title('mAP vs latency')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc='best')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,67 @@
+"""Turn a distillation checkpoint into a plain mmdet student checkpoint + config.
+
+A distillation run saves the whole algorithm (``architecture.*`` = student, ``teacher.*``,
+``distiller.*`` connectors). Stock mmdet tools (``tools/test.py``, ``DetInferencer``) need only
+the student with its own keys and its own config; this module writes both.
+"""
+import os
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, Tuple
+
+import torch
+from mmengine.config import Config
+
+from kd_det.utils.checkpoint import load_checkpoint_file, state_dict_of
+
+STUDENT_PREFIX = 'architecture.'
+
+
+def student_state_dict(state: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Keep the student's weights of an algorithm state dict, without the wrapper prefix.
+
+    A state dict that already is a plain detector's is returned unchanged.
+    """
+    if not any(k.startswith(STUDENT_PREFIX) for k in state):
+        if any(k.startswith(('teacher.', 'distiller.')) for k in state):
+            raise ValueError('checkpoint has teacher/distiller weights but no '
+                             f'{STUDENT_PREFIX!r} (student) weights')
+        return OrderedDict(state)
+    return OrderedDict((k[len(STUDENT_PREFIX):], v) for k, v in state.items()
+                       if k.startswith(STUDENT_PREFIX))
+
+
+def student_config(cfg: Config) -> Config:
+    """The student detector's config of a distillation config (the config itself otherwise).
+
+    ``model`` becomes the student ``architecture``; data, schedule and evaluation settings are
+    kept so the result runs with mmdet's tools as it is.
+    """
+    model = cfg.model
+    if 'architecture' not in model:
+        return cfg
+    architecture = model.architecture
+    if 'cfg_path' in architecture:
+        architecture = Config.fromfile(architecture.cfg_path).model
+    plain = Config(cfg.to_dict())
+    plain.model = architecture
+    plain.model.pop('_scope_', None)
+    plain.default_scope = 'mmdet'
+    return plain
+
+
+def extract_student(config: str, checkpoint: str, out_dir: str) -> Tuple[str, str]:
+    """Write ``student.py`` and ``student.pth`` (with the original ``meta``) into ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = Config.fromfile(config)
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
+    state = student_state_dict(state_dict_of(ckpt))
+    meta = dict(ckpt.get('meta', {})) if isinstance(ckpt, dict) else {}
+    meta.pop('cfg', None)  # the config text belongs to the algorithm, not the student
+    out_cfg = osp.join(out_dir, 'student.py')
+    out_ckpt = osp.join(out_dir, 'student.pth')
+    student_config(cfg).dump(out_cfg)
+    tmp = out_ckpt + '.tmp'
+    torch.save(dict(state_dict=state, meta=meta), tmp)
+    os.replace(tmp, out_ckpt)
+    return out_cfg, out_ckpt

@@ -1,0 +1,122 @@
+"""The one place that adapts mmrazor 1.0 and mmengine 0.10 to today's torch (2.13).
+
+Applied once by ``import kd_det``:
+
+1. **mmrazor imports.** ``mmrazor.structures.quantization`` builds tables from ``torch.ao``
+   names that torch removed, so ``import mmrazor.models`` raised
+   ``ImportError: `torch>=1.13` is not installed properly``. A stand-in module is installed
+   before mmrazor is imported: distillation and pruning import and work; building any mmrazor
+   quantization model raises :class:`QuantizationUnavailableError` saying why.
+2. **Safe checkpoint loading.** torch loads with ``weights_only=True`` by default, which refuses
+   the message-hub objects and numpy arrays inside mmengine's ``epoch_N.pth``. The few plain data
+   classes they consist of are allow-listed (no generic callables such as ``getattr``), and
+   mmengine's loader for local files is replaced by :func:`kd_det.utils.checkpoint.load_checkpoint_file`,
+   so ``load_from``, ``--resume`` and ``teacher_ckpt`` keep the protection and a checkpoint with
+   pickled code is refused with a clear error.
+3. **``kd_det::`` config paths**, like ``mmdet::``, for ``_base_`` and ``cfg_path``.
+"""
+import sys
+import types
+
+import numpy as np
+import torch
+
+QUANTIZATION_MODULE = 'mmrazor.structures.quantization'
+QUANTIZATION_PACKAGES = ('mmrazor.models.algorithms.quantization', 'mmrazor.models.quantizers',
+                         'mmrazor.models.fake_quants', 'mmrazor.models.observers')
+
+
+class QuantizationUnavailableError(ImportError):
+    """mmrazor 1.0's quantization needs torch.ao APIs that torch 2.x removed."""
+
+
+def _quantization_message(name: str) -> str:
+    return (f'mmrazor quantization ({name}) is not available: mmrazor 1.0.0 needs '
+            f'torch.ao.quantization APIs that torch {torch.__version__} no longer has. kd_det '
+            'supports mmrazor distillation and pruning; for quantization export the model to '
+            'ONNX (tools/export_onnx.py) and quantize it there.')
+
+
+def _unavailable_class(name: str) -> type:
+    def fail(*args, **kwargs):
+        raise QuantizationUnavailableError(_quantization_message(name))
+
+    class UnavailableMeta(type):
+
+        def __getattr__(cls, attr):
+            if attr.startswith('__'):
+                raise AttributeError(attr)
+            fail()
+
+    return UnavailableMeta(name, (), {'__init__': fail, '__doc__': _quantization_message(name)})
+
+
+def _install_quantization_stand_in() -> None:
+    if QUANTIZATION_MODULE in sys.modules:
+        return
+    stand_in = types.ModuleType(QUANTIZATION_MODULE, 'kd_det stand-in: see kd_det.compat')
+    stand_in.__all__ = []
+    stand_in.__path__ = []
+
+    def module_getattr(name: str):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return _unavailable_class(name)
+
+    stand_in.__getattr__ = module_getattr
+    sys.modules[QUANTIZATION_MODULE] = stand_in
+
+
+def _disable_quantization_models() -> None:
+    """Make every registered mmrazor quantization model fail with the clear message."""
+    from mmrazor.registry import MODELS
+    for name, cls in list(MODELS.module_dict.items()):
+        if cls.__module__.startswith(QUANTIZATION_PACKAGES):
+
+            def fail(self, *args, __name=name, **kwargs):
+                raise QuantizationUnavailableError(_quantization_message(__name))
+
+            cls.__init__ = fail
+
+
+def _safe_checkpoint_globals() -> list:
+    """Plain data classes found in mmengine checkpoints (message hub, numpy scalars/arrays)."""
+    from mmengine.logging import HistoryBuffer
+    from mmengine.config.config import ConfigDict
+    numpy_core = np.core.multiarray
+    safe = [HistoryBuffer, ConfigDict, numpy_core._reconstruct, numpy_core.scalar, np.ndarray,
+            np.dtype]
+    # numpy >= 1.25 pickles dtypes by their class (numpy.dtypes.Float64DType, ...)
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        safe += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
+    return safe
+
+
+def _install_safe_checkpoint_loading() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from kd_det.utils.checkpoint import load_checkpoint_file
+    torch.serialization.add_safe_globals(_safe_checkpoint_globals())
+
+    @CheckpointLoader.register_scheme(prefixes='', force=True)
+    def load_from_local(filename, map_location):  # noqa: F811
+        return load_checkpoint_file(filename, map_location)
+
+
+def _register_config_package() -> None:
+    """Let configs say ``kd_det::embedded/x.py`` like ``mmdet::...`` (mmengine's package map)."""
+    from mmengine.config.utils import MODULE2PACKAGE
+    MODULE2PACKAGE.setdefault('kd_det', 'kd_det')
+
+
+def apply() -> None:
+    """Apply every shim (idempotent)."""
+    _register_config_package()
+    _install_quantization_stand_in()
+    import mmrazor.models  # noqa: F401  (registers mmrazor's models with the stand-in in place)
+    _disable_quantization_models()
+    _install_safe_checkpoint_loading()
+
+
+apply()

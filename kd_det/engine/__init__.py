@@ -1,0 +1,3 @@
+from .amp import BF16AutocastOptimWrapper
+
+__all__ = ['BF16AutocastOptimWrapper']

@@ -1,0 +1,3 @@
+from .detection_distill import DetectionDistill
+
+__all__ = ['DetectionDistill']

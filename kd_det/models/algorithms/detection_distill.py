@@ -1,0 +1,70 @@
+"""Single-teacher distillation for detectors with a cheap teacher pass and a strict teacher load."""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.structures import BaseDataElement
+from mmrazor.models.algorithms import SingleTeacherDistill
+from mmrazor.models.utils import add_prefix
+from mmrazor.registry import MODELS
+
+from kd_det.models.utils.detector_probe import find_dense_head
+from kd_det.models.utils.model_config import resolve_model_cfg
+from kd_det.utils.checkpoint import load_teacher_checkpoint
+
+
+@MODELS.register_module()
+class DetectionDistill(SingleTeacherDistill):
+    """``SingleTeacherDistill`` whose teacher runs only backbone, neck and dense-head forward.
+
+    mmrazor's ``SingleTeacherDistill`` runs the frozen teacher in ``mode='loss'`` (label
+    assignment and loss computation it then discards); ``FpnTeacherDistill`` skips the teacher
+    head, which prediction-level distillers need. Here the teacher runs ``extract_feat`` and its
+    dense head (``bbox_head``, or ``rpn_head`` of two-stage detectors) under ``no_grad``, which
+    fires every recorder a kd_det or mmrazor distiller puts on the neck or the head.
+
+    ``architecture`` and ``teacher`` may be model dicts (e.g. ``_base_.model``) or
+    ``dict(cfg_path=...)`` with ``mmdet::``, ``kd_det::`` or a local config path.
+
+    ``teacher_ckpt`` is loaded strictly through kd_det's safe loader: a checkpoint that does not
+    fit the teacher config fails before training with the missing/unexpected keys named.
+
+    Args:
+        teacher_head (str): the teacher's dense head to run, ``'auto'`` to find it, or ``None``
+            to run backbone + neck only. Defaults to ``'auto'``.
+        Others: as :class:`mmrazor.models.SingleTeacherDistill`.
+    """
+
+    def __init__(self, architecture, teacher, teacher_ckpt: Optional[str] = None,
+                 teacher_head: Optional[str] = 'auto', **kwargs):
+        super().__init__(architecture=resolve_model_cfg(architecture),
+                         teacher=resolve_model_cfg(teacher), teacher_ckpt=None, **kwargs)
+        self.teacher_head = None if teacher_head is None else find_dense_head(
+            self.teacher, teacher_head)
+        self.teacher_ckpt = teacher_ckpt
+        if teacher_ckpt:
+            # init first so init_weights() called later by the runner is a no-op for the teacher
+            self.teacher.init_weights()
+            load_teacher_checkpoint(self.teacher, teacher_ckpt)
+
+    def teacher_forward(self, batch_inputs: torch.Tensor) -> None:
+        """Run the teacher's backbone, neck and dense head; recorders capture the outputs."""
+        feats = self.teacher.extract_feat(batch_inputs)
+        if self.teacher_head is not None:
+            getattr(self.teacher, self.teacher_head)(feats)
+
+    def loss(self, batch_inputs: torch.Tensor,
+             data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
+        losses = dict()
+        self.distiller.set_deliveries_override(False)
+        with self.distiller.teacher_recorders, self.distiller.deliveries:
+            with torch.set_grad_enabled(self.teacher_trainable):
+                self.teacher_forward(batch_inputs)
+
+        self.distiller.set_deliveries_override(True)
+        with self.distiller.student_recorders, self.distiller.deliveries:
+            student_losses = self.student(batch_inputs, data_samples, mode='loss')
+        if self.calculate_student_loss:
+            losses.update(add_prefix(student_losses, 'student'))
+
+        losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
+        return losses

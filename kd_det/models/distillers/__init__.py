@@ -1,0 +1,3 @@
+from .decoupled_cosine_distiller import DecoupledCosineDistiller
+
+__all__ = ['DecoupledCosineDistiller']

@@ -1,0 +1,205 @@
+"""Decoupled foreground/background distillation with cosine features and a teacher-better gate."""
+from typing import Dict, List, Optional
+
+import torch
+from mmrazor.models.distillers import ConfigurableDistiller
+from mmrazor.registry import MODELS
+from mmrazor.models.task_modules import RecorderManager
+from torch import Tensor, nn
+
+from kd_det.models.losses.cosine_distance import weighted_cosine_distance
+from kd_det.models.losses.prediction_kl import prediction_kl
+from kd_det.models.utils.align import build_channel_connectors, resize_to
+from kd_det.models.utils.detector_probe import find_dense_head, probe_feature_channels
+from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
+                                       teacher_better_gate)
+from kd_det.models.utils.masks import batch_scale_aware_foreground
+
+GATE_MODES = ('hard', 'soft', 'off')
+
+
+@MODELS.register_module()
+class DecoupledCosineDistiller(ConfigurableDistiller):
+    """Foreground cosine + background KL distillation, gated to where the teacher is better.
+
+    On **foreground** cells (inside GT boxes, scale-aware weights so small objects count as much
+    as large ones) the student's FPN feature vectors are pulled toward the teacher's direction:
+    ``1 - cos(s, t)``. On **background** cells the student's classification predictions match
+    the teacher's with KL(teacher || student) at temperature ``T`` (per-class Bernoulli KL for
+    sigmoid heads, softmax KL otherwise). A **gate** keeps only cells where the teacher beats
+    the student against the GT: higher probability for the GT class on foreground, higher
+    background confidence on background.
+
+    Everything it needs is recorded automatically once the algorithm prepares it with the
+    student and teacher: neck outputs, dense-head outputs, and the GT ``data_samples`` the
+    student detector is called with (the single GT-delivery mechanism of kd_det distillers).
+    Use it inside ``DetectionDistill`` (teacher runs backbone + neck + head only) or mmrazor's
+    ``SingleTeacherDistill``; not ``FpnTeacherDistill``, which skips the teacher's head.
+
+    Args:
+        loss_fg_weight (float): weight of the foreground cosine term. Defaults to 2.0.
+        loss_bg_weight (float): weight of the background KL term. Defaults to 1.0.
+        temperature (float): KL temperature ``T``. Defaults to 1.0.
+        gate (str): ``'hard'`` (0/1 where the teacher is better), ``'soft'``
+            (``sigmoid((teacher - student) / gate_temperature)``) or ``'off'``.
+            Defaults to ``'hard'``.
+        gate_temperature (float): sharpness of the soft gate. Defaults to 0.1.
+        neck_source (str): module whose outputs are the feature levels. Defaults to ``'neck'``.
+        head_source (str): dense head to read predictions from; ``'auto'`` finds ``bbox_head``
+            or ``rpn_head``. Without a dense head only the (ungated) cosine term runs.
+    """
+
+    def __init__(self,
+                 loss_fg_weight: float = 2.0,
+                 loss_bg_weight: float = 1.0,
+                 temperature: float = 1.0,
+                 gate: str = 'hard',
+                 gate_temperature: float = 0.1,
+                 neck_source: str = 'neck',
+                 head_source: str = 'auto',
+                 **kwargs):
+        super().__init__(**kwargs)
+        if gate not in GATE_MODES:
+            raise ValueError(f'gate must be one of {GATE_MODES}, got {gate!r}')
+        if temperature <= 0 or gate_temperature <= 0:
+            raise ValueError('temperature and gate_temperature must be positive')
+        self.loss_fg_weight = loss_fg_weight
+        self.loss_bg_weight = loss_bg_weight
+        self.temperature = temperature
+        self.gate = gate
+        self.gate_temperature = gate_temperature
+        self.neck_source = neck_source
+        self.head_source = head_source
+        self.feature_connectors: Optional[nn.ModuleList] = None
+        self._channels: Dict[str, List[int]] = {}
+        self._head_specs: Dict[str, Optional[tuple]] = {}
+
+    # ---- preparation: recorders, connectors, head compatibility -------------------------------
+    def _prepare(self, model: nn.Module, role: str) -> RecorderManager:
+        head_name = find_dense_head(model, self.head_source)
+        recorders = dict(feats=dict(type='ModuleOutputs', source=self.neck_source))
+        if head_name is not None:
+            recorders['head'] = dict(type='ModuleOutputs', source=head_name)
+            head = getattr(model, head_name)
+            self._head_specs[role] = (head.cls_out_channels, bool(head.use_sigmoid_cls),
+                                      head_name)
+        else:
+            self._head_specs[role] = None
+        if role == 'student':
+            # The student detector is called as student(inputs, data_samples, mode='loss').
+            recorders['batch'] = dict(type='ModuleInputs', source='')
+        manager = RecorderManager(recorders)
+        manager.initialize(model)
+        self._channels[role] = probe_feature_channels(model)
+        if len(self._channels) == 2:
+            self._check_heads()
+            self.feature_connectors = build_channel_connectors(self._channels['student'],
+                                                               self._channels['teacher'])
+        return manager
+
+    def _check_heads(self) -> None:
+        student, teacher = self._head_specs.get('student'), self._head_specs.get('teacher')
+        if (student is None) != (teacher is None):
+            raise ValueError('only one of student and teacher has a dense head; set head_source '
+                             'to a head both have')
+        if student is not None and student[:2] != teacher[:2]:
+            raise ValueError(
+                f'student head predicts {student[0]} classes per anchor '
+                f'(sigmoid={student[1]}), the teacher {teacher[0]} (sigmoid={teacher[1]}): '
+                'teacher and student must be trained on the same classes with the same kind '
+                'of classifier')
+
+    def prepare_from_student(self, model: nn.Module) -> None:
+        self.student_recorders = self._prepare(model, 'student')
+
+    def prepare_from_teacher(self, model: nn.Module) -> None:
+        self.teacher_recorders = self._prepare(model, 'teacher')
+
+    # ---- losses -------------------------------------------------------------------------------
+    def _record(self, manager: RecorderManager, name: str, role: str, data_idx=None):
+        try:
+            return manager.get_recorder(name).get_record_data(0, data_idx)
+        except (IndexError, KeyError) as err:
+            raise RuntimeError(
+                f'DecoupledCosineDistiller found no {role} {name!r} record for this step. It '
+                "needs the teacher's head outputs: use architecture type='DetectionDistill' or "
+                "'SingleTeacherDistill' (FpnTeacherDistill never runs the teacher head)") from err
+
+    def compute_distill_losses(self) -> Dict[str, Tensor]:
+        """Distillation losses and gate statistics of the last recorded step.
+
+        Returns:
+            ``loss_fg_cos`` and ``loss_bg_kl`` (weighted, summed into the total loss), and the
+            logged-only ``fg_gate_ratio`` / ``bg_gate_ratio``: fraction of foreground/background
+            cells where the teacher guides.
+        """
+        student_feats = self._record(self.student_recorders, 'feats', 'student')
+        teacher_feats = self._record(self.teacher_recorders, 'feats', 'teacher')
+        batch_inputs = self._record(self.student_recorders, 'batch', 'student', data_idx=0)
+        data_samples = self._record(self.student_recorders, 'batch', 'student', data_idx=1)
+        head_spec = self._head_specs.get('student')
+        if head_spec is not None:
+            student_cls = self._record(self.student_recorders, 'head', 'student')[0]
+            teacher_cls = self._record(self.teacher_recorders, 'head', 'teacher')[0]
+        boxes = [ds.gt_instances.bboxes for ds in data_samples]
+        labels = [ds.gt_instances.labels for ds in data_samples]
+        if head_spec is not None and head_spec[2] == 'rpn_head':
+            labels = [torch.zeros_like(lbl) for lbl in labels]  # objectness is one class
+        input_h, input_w = batch_inputs.shape[-2:]
+
+        fg_terms, bg_terms = [], []
+        fg_open = fg_total = bg_open = bg_total = 0.0
+        for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
+            t_feat = t_feat.detach()
+            s_feat = resize_to(self.feature_connectors[level](s_feat), t_feat)
+            feat_shape = tuple(t_feat.shape[-2:])
+            stride = (input_h / feat_shape[0], input_w / feat_shape[1])
+            fg_weight, fg_label = batch_scale_aware_foreground(boxes, labels, feat_shape, stride)
+            fg_mask = fg_weight > 0
+            bg_mask = ~fg_mask
+            if head_spec is None:
+                fg_gate = torch.ones_like(fg_weight)
+            else:
+                cls_out_channels, use_sigmoid, _ = head_spec
+                t_logits = teacher_cls[level].detach()
+                s_logits = resize_to(student_cls[level], t_logits)
+                with torch.no_grad():
+                    t_probs = dense_class_probs(t_logits, cls_out_channels, use_sigmoid)
+                    s_probs = dense_class_probs(s_logits, cls_out_channels, use_sigmoid)
+                    fg_gate, bg_gate = self._gates(t_probs, s_probs, fg_label, use_sigmoid)
+                n, channels, h, w = s_logits.shape
+                per_anchor = (n, channels // cls_out_channels, cls_out_channels, h, w)
+                kl = prediction_kl(
+                    s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                    t_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                    use_sigmoid, self.temperature).mean(dim=1)  # (N, H, W)
+                bg_weight = bg_mask * bg_gate
+                bg_terms.append((kl * bg_weight).sum() / bg_mask.sum().clamp(min=1))
+                bg_open += float(bg_weight.sum())
+                bg_total += float(bg_mask.sum())
+            fg_terms.append(weighted_cosine_distance(s_feat, t_feat, fg_weight * fg_gate,
+                                                     normalizer=fg_weight.sum()))
+            fg_open += float((fg_mask * fg_gate).sum())
+            fg_total += float(fg_mask.sum())
+
+        device = student_feats[0].device
+        losses = dict(loss_fg_cos=self.loss_fg_weight * torch.stack(fg_terms).mean())
+        losses['fg_gate_ratio'] = torch.tensor(fg_open / max(fg_total, 1.0), device=device)
+        if bg_terms:
+            losses['loss_bg_kl'] = self.loss_bg_weight * torch.stack(bg_terms).mean()
+            losses['bg_gate_ratio'] = torch.tensor(bg_open / max(bg_total, 1.0), device=device)
+        return losses
+
+    def _gates(self, t_probs: Tensor, s_probs: Tensor, fg_label: Tensor, use_sigmoid: bool):
+        """(N, H, W) foreground and background gates from (N, A, K, H, W) probabilities."""
+        if self.gate == 'off':
+            ones = torch.ones_like(fg_label, dtype=t_probs.dtype)
+            return ones, ones
+        soft = self.gate == 'soft'
+        fg_gate = teacher_better_gate(gt_class_score(t_probs, fg_label),
+                                      gt_class_score(s_probs, fg_label), soft,
+                                      self.gate_temperature)
+        bg_gate = teacher_better_gate(background_score(t_probs, use_sigmoid),
+                                      background_score(s_probs, use_sigmoid), soft,
+                                      self.gate_temperature)
+        return fg_gate, bg_gate

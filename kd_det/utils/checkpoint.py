@@ -1,0 +1,133 @@
+"""The one checkpoint loader of kd_det: torch's ``weights_only=True`` protection, clear errors.
+
+Every checkpoint kd_det or mmengine reads from local disk (``load_from``, ``--resume``,
+``teacher_ckpt``, pruning, export) comes through :func:`load_checkpoint_file`: ``kd_det.compat``
+registers it as mmengine's loader for local paths. mmengine's own checkpoints load because
+``kd_det.compat`` allow-lists the few plain data classes they contain; a checkpoint that pickles
+anything else (in particular code: ``os.system``, ``eval``, ``getattr`` ...) is refused before any
+of it runs.
+"""
+import os
+import os.path as osp
+import pickle
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional
+
+import torch
+from torch import nn
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint carries pickled objects outside the allow-list (possibly code)."""
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's weights do not fit the model they are loaded into."""
+
+
+def load_checkpoint_file(filename: str, map_location=None) -> dict:
+    """Load a local checkpoint with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no such file (or it is a directory).
+        PermissionError: the file cannot be read.
+        UnsafeCheckpointError: the file pickles objects that are not plain data.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename!r} does not exist; check the path (for a '
+                                'teacher: the teacher_ckpt entry of the distillation config)')
+    if not os.access(filename, os.R_OK):
+        raise PermissionError(f'checkpoint {filename!r} exists but cannot be read; check its '
+                              'file permissions')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f'refused to load {filename!r}: it contains pickled objects that are not plain '
+            f'weights and could run code when loaded ({_first_line(err)}). kd_det keeps '
+            "torch's weights_only=True protection. If you created this file yourself and trust "
+            'it, re-save only its tensors: torch.save({"state_dict": model.state_dict()}, path)'
+        ) from None
+    except (EOFError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and 'zip' not in str(err).lower() and \
+                'file' not in str(err).lower():
+            raise
+        raise RuntimeError(f'checkpoint {filename!r} is truncated or not a torch checkpoint '
+                           f'({_first_line(err)}); was it copied completely?') from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def state_dict_of(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """The model weights of a checkpoint dict (``state_dict`` key or the dict itself), with any
+    ``module.`` prefix from DataParallel/DDP removed."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError('checkpoint holds no state_dict')
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                       for k, v in state.items())
+
+
+def _show(keys: Iterable[str], limit: int = 5) -> str:
+    keys = sorted(keys)
+    more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def _guess_cause(missing: List[str], unexpected: List[str], shape_errors: List[str]) -> str:
+    if any(k.startswith(('architecture.', 'teacher.', 'student.')) for k in unexpected):
+        return ('it looks like a whole distillation checkpoint; pass the student extracted '
+                'with tools/extract_student.py (or the teacher trained on its own)')
+    prefixes_missing = {k.split('.')[0] for k in missing}
+    prefixes_unexpected = {k.split('.')[0] for k in unexpected}
+    if 'roi_head' in prefixes_unexpected and 'bbox_head' in prefixes_missing:
+        return 'did you pass a two-stage (e.g. Faster R-CNN) checkpoint to a one-stage teacher?'
+    if 'bbox_head' in prefixes_unexpected and 'roi_head' in prefixes_missing:
+        return 'did you pass a one-stage checkpoint to a two-stage teacher?'
+    if any('cls' in err for err in shape_errors):
+        return ('the classification layers differ in shape: the checkpoint was trained on a '
+                'different number of classes')
+    if prefixes_missing & {'backbone'} or any(k.startswith('backbone') for k in unexpected):
+        return 'the backbone differs: check the backbone type/depth/width in the config'
+    return 'the config does not describe the network this checkpoint was trained with'
+
+
+def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = 'model') -> dict:
+    """Load ``checkpoint_path`` into ``model``, requiring every key and shape to match.
+
+    Raises:
+        CheckpointMismatchError: naming missing, unexpected and mis-shaped keys and the likely
+            cause.
+
+    Returns:
+        The loaded checkpoint dict (for its ``meta``).
+    """
+    checkpoint = load_checkpoint_file(checkpoint_path, map_location='cpu')
+    state = state_dict_of(checkpoint)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape_errors = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'
+                    for k, v in own.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shape_errors:
+        parts = [f'{role} checkpoint {checkpoint_path!r} does not match the {role} config '
+                 f'({type(model).__name__}):']
+        if missing:
+            parts.append(f'  missing keys ({len(missing)}): {_show(missing)}')
+        if unexpected:
+            parts.append(f'  unexpected keys ({len(unexpected)}): {_show(unexpected)}')
+        if shape_errors:
+            parts.append(f'  shape mismatches ({len(shape_errors)}): {_show(shape_errors, 3)}')
+        parts.append(f'  likely cause: {_guess_cause(missing, unexpected, shape_errors)}')
+        raise CheckpointMismatchError('\n'.join(parts))
+    model.load_state_dict(state, strict=True)
+    return checkpoint
+
+
+def load_teacher_checkpoint(teacher: nn.Module, checkpoint_path: Optional[str]) -> dict:
+    """Strictly load a teacher checkpoint (see :func:`load_state_dict_strict`)."""
+    return load_state_dict_strict(teacher, checkpoint_path, role='teacher')
