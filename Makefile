@@ -3,6 +3,7 @@ PY := .venv/bin/python
 DATA ?= data/synthetic
 QUICK ?= 0
 SEEDS ?= 0 1 2
+JOBS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: env data demo test bench clean-env
@@ -22,7 +23,7 @@ test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: env
-	$(PY) tools/benchmark.py configs/benchmark/embedded.py --seeds $(SEEDS)
+	$(PY) tools/benchmark.py configs/benchmark/embedded.py --seeds $(SEEDS) --jobs $(JOBS)
 
 clean-env:
 	rm -f .venv

@@ -9,11 +9,13 @@ Applied once by ``import kd_det``:
    quantization model raises :class:`QuantizationUnavailableError` saying why.
 2. **Safe checkpoint loading.** torch loads with ``weights_only=True`` by default, which refuses
    the message-hub objects and numpy arrays inside mmengine's ``epoch_N.pth``. The few plain data
-   classes they consist of are allow-listed (no generic callables such as ``getattr``), and
+   classes they consist of are allow-listed (no generic callables such as ``getattr``; message-hub
+   buffers are written without the callables mmengine used to pickle into them), and
    mmengine's loader for local files is replaced by :func:`kd_det.utils.checkpoint.load_checkpoint_file`,
    so ``load_from``, ``--resume`` and ``teacher_ckpt`` keep the protection and a checkpoint with
    pickled code is refused with a clear error.
 3. **``kd_det::`` config paths**, like ``mmdet::``, for ``_base_`` and ``cfg_path``.
+4. **Distributed training without GPUs**: ``--launcher pytorch`` uses gloo on CPU-only torch.
 """
 import sys
 import types
@@ -93,11 +95,25 @@ def _safe_checkpoint_globals() -> list:
     return safe
 
 
+def _history_buffer_getstate(self) -> dict:
+    """Pickle a HistoryBuffer as plain data.
+
+    mmengine pickles ``HistoryBuffer.min``/``max``/... into every buffer, i.e. the callable
+    ``getattr(HistoryBuffer, 'min')``, which ``weights_only`` loading rightly refuses. The
+    methods are class-level and re-registered on load by mmengine's own ``__setstate__``.
+    """
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    return state
+
+
 def _install_safe_checkpoint_loading() -> None:
+    from mmengine.logging import HistoryBuffer
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from kd_det.utils.checkpoint import load_checkpoint_file
     torch.serialization.add_safe_globals(_safe_checkpoint_globals())
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):  # noqa: F811
@@ -110,6 +126,29 @@ def _register_config_package() -> None:
     MODULE2PACKAGE.setdefault('kd_det', 'kd_det')
 
 
+def _install_cpu_distributed() -> None:
+    """``--launcher pytorch`` on a machine without GPUs: gloo, and no ``cuda.set_device``.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` unconditionally, which fails on
+    a CPU-only torch, and defaults to nccl, which needs GPUs.
+    """
+    if torch.cuda.is_available():
+        return
+    import mmengine.dist.utils as dist_utils
+    from mmengine.logging import print_log
+    original = dist_utils._init_dist_pytorch
+
+    def init_dist_pytorch_cpu(backend='nccl', init_backend='torch', **kwargs):
+        if init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        if backend == 'nccl':
+            print_log('no GPU: using the gloo backend instead of nccl', logger='current')
+            backend = 'gloo'
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    dist_utils._init_dist_pytorch = init_dist_pytorch_cpu
+
+
 def apply() -> None:
     """Apply every shim (idempotent)."""
     _register_config_package()
@@ -117,6 +156,7 @@ def apply() -> None:
     import mmrazor.models  # noqa: F401  (registers mmrazor's models with the stand-in in place)
     _disable_quantization_models()
     _install_safe_checkpoint_loading()
+    _install_cpu_distributed()
 
 
 apply()

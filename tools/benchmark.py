@@ -26,6 +26,8 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides applied to every run')
     parser.add_argument('--amp', action='store_true', help='train every run with --amp')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='training runs in parallel (each gets cpus/jobs threads)')
     parser.add_argument('--skip-measure', action='store_true',
                         help='skip params/FLOPs/latency/step-time measurements')
     parser.add_argument('--latency-repeats', type=int, default=50)
@@ -46,7 +48,7 @@ def main(argv=None):
     if args.epochs:
         for method in bench.methods:
             method.cfg_options.update(schedule_options(args.epochs))
-    bench.run()
+    bench.run(args.jobs)
     measurements = None if args.skip_measure else bench.measure(args.latency_repeats)
     rows = bench.rows(measurements)
     paths = bench.write_reports(rows)

@@ -6,4 +6,4 @@ student = dict(name='student: RetinaNet MNv2-0.5 FPN-64',
                config='configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py')
 methods = []
 seeds = [0]
-input_shape = (3, 192, 192)
+input_shape = (3, 160, 160)

@@ -44,3 +44,5 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+# MobileNetV2 computes its last 1x1 conv even when out_indices stop before it: for DDP
+find_unused_parameters = True

@@ -20,6 +20,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -96,7 +97,7 @@ class Benchmark:
         self.work_root = work_root or spec.work_root
         self.cfg_options = dict(cfg_options or {})
         self.train_args = list(train_args)
-        self.input_shape = tuple(spec.get('input_shape', (3, 192, 192)))
+        self.input_shape = tuple(spec.get('input_shape', (3, 160, 160)))
 
     # ---- runs ---------------------------------------------------------------------------------
     def run_dir(self, method: Method, seed: int) -> str:
@@ -149,19 +150,67 @@ class Benchmark:
             json.dump(result, f, indent=2)
         return result
 
-    def run(self) -> None:
+    def run(self, jobs: int = 1) -> None:
+        """Train every planned run that has no result yet, ``jobs`` at a time.
+
+        With ``jobs > 1`` each training process gets ``cpus // jobs`` threads; distillation runs
+        start only once the teacher they need is trained.
+        """
         runs = self.planned_runs()
-        started = time.time()
+        todo = []
         for index, (method, seed) in enumerate(runs, 1):
-            prefix = f'[{index}/{len(runs)}] {method.name} seed {seed}'
             if self.result_of(method, seed) is not None:
-                print(f'{prefix}: done earlier, skipped', flush=True)
-                continue
-            print(f'{prefix}: training ... (log: {self.run_dir(method, seed)}/train_stdout.log)',
-                  flush=True)
-            result = self.train_one(method, seed)
-            print(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
-                  f'(elapsed {(time.time() - started) / 60:.1f} min)', flush=True)
+                print(f'[{index}/{len(runs)}] {method.name} seed {seed}: done earlier, skipped',
+                      flush=True)
+            else:
+                todo.append((index, method, seed))
+        if jobs > 1:
+            os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+        started = time.time()
+        lock = threading.Lock()
+        teacher_done = threading.Event()
+        if self.result_of(self.methods[0], self.teacher_seed) is not None:
+            teacher_done.set()
+        failures = []
+
+        def next_run():
+            with lock:
+                for item in todo:
+                    if item[1].role != 'distill' or teacher_done.is_set():
+                        todo.remove(item)
+                        return item
+                return None if not todo else 'wait'
+
+        def worker():
+            while not failures:
+                item = next_run()
+                if item is None:
+                    return
+                if item == 'wait':
+                    teacher_done.wait(timeout=5)
+                    continue
+                index, method, seed = item
+                prefix = f'[{index}/{len(runs)}] {method.name} seed {seed}'
+                print(f'{prefix}: training ... (log: '
+                      f'{self.run_dir(method, seed)}/train_stdout.log)', flush=True)
+                try:
+                    result = self.train_one(method, seed)
+                except Exception as err:  # reported below, other workers stop
+                    failures.append(err)
+                    teacher_done.set()
+                    return
+                if method.role == 'teacher' and seed == self.teacher_seed:
+                    teacher_done.set()
+                print(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
+                      f'(elapsed {(time.time() - started) / 60:.1f} min)', flush=True)
+
+        threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
 
     # ---- measurements on the trained models ---------------------------------------------------
     def measure(self, latency_repeats: int = 50, step_repeats: int = 12) -> Dict[str, dict]:

@@ -7,6 +7,7 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -25,6 +26,13 @@ def load_config(config: str, work_dir: Optional[str] = None,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    if launcher != 'none' and not torch.cuda.is_available():
+        # DDP of a CPU module takes no device ids (mmengine passes the local rank by default)
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        wrapper.setdefault('device_ids', None)
+        cfg.model_wrapper_cfg = wrapper
     return cfg
 
 

@@ -10,6 +10,7 @@ of it runs.
 import os
 import os.path as osp
 import pickle
+import re
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional
 
@@ -43,18 +44,27 @@ def load_checkpoint_file(filename: str, map_location=None) -> dict:
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(
-            f'refused to load {filename!r}: it contains pickled objects that are not plain '
-            f'weights and could run code when loaded ({_first_line(err)}). kd_det keeps '
-            "torch's weights_only=True protection. If you created this file yourself and trust "
-            'it, re-save only its tensors: torch.save({"state_dict": model.state_dict()}, path)'
-        ) from None
+        raise UnsafeCheckpointError(_unsafe_message(filename, err)) from None
     except (EOFError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and 'zip' not in str(err).lower() and \
                 'file' not in str(err).lower():
             raise
         raise RuntimeError(f'checkpoint {filename!r} is truncated or not a torch checkpoint '
                            f'({_first_line(err)}); was it copied completely?') from None
+
+
+def _unsafe_message(filename: str, err: BaseException) -> str:
+    found = re.search(r'[Uu]nsupported (?:global: )?GLOBAL (\S+)', str(err))
+    culprit = f' (it references {found.group(1)})' if found else ''
+    hint = ''
+    if found and found.group(1) in ('getattr', 'builtins.getattr', '__builtin__.getattr'):
+        hint = (' mmengine checkpoints written without kd_det store such callables in their '
+                'training state (message_hub).')
+    return (f'refused to load {filename!r}: it contains pickled objects that are not plain '
+            f'weights and could run code when loaded{culprit}.{hint} kd_det keeps torch\'s '
+            'weights_only=True protection. If you trust the file, keep only its weights once: '
+            'ckpt = torch.load(path, weights_only=False); torch.save({"state_dict": '
+            'ckpt["state_dict"], "meta": ckpt.get("meta", {})}, new_path)')
 
 
 def _first_line(err: BaseException) -> str:

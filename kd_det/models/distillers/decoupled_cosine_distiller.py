@@ -1,25 +1,23 @@
 """Decoupled foreground/background distillation with cosine features and a teacher-better gate."""
-from typing import Dict, List, Optional
+from typing import Dict
 
 import torch
-from mmrazor.models.distillers import ConfigurableDistiller
 from mmrazor.registry import MODELS
-from mmrazor.models.task_modules import RecorderManager
-from torch import Tensor, nn
+from torch import Tensor
 
 from kd_det.models.losses.cosine_distance import weighted_cosine_distance
 from kd_det.models.losses.prediction_kl import prediction_kl
-from kd_det.models.utils.align import build_channel_connectors, resize_to
-from kd_det.models.utils.detector_probe import find_dense_head, probe_feature_channels
+from kd_det.models.utils.align import resize_to
 from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
                                        teacher_better_gate)
 from kd_det.models.utils.masks import batch_scale_aware_foreground
+from .dense_distiller_base import DenseDetectionDistiller
 
 GATE_MODES = ('hard', 'soft', 'off')
 
 
 @MODELS.register_module()
-class DecoupledCosineDistiller(ConfigurableDistiller):
+class DecoupledCosineDistiller(DenseDetectionDistiller):
     """Foreground cosine + background KL distillation, gated to where the teacher is better.
 
     On **foreground** cells (inside GT boxes, scale-aware weights so small objects count as much
@@ -30,11 +28,10 @@ class DecoupledCosineDistiller(ConfigurableDistiller):
     the student against the GT: higher probability for the GT class on foreground, higher
     background confidence on background.
 
-    Everything it needs is recorded automatically once the algorithm prepares it with the
-    student and teacher: neck outputs, dense-head outputs, and the GT ``data_samples`` the
-    student detector is called with (the single GT-delivery mechanism of kd_det distillers).
-    Use it inside ``DetectionDistill`` (teacher runs backbone + neck + head only) or mmrazor's
-    ``SingleTeacherDistill``; not ``FpnTeacherDistill``, which skips the teacher's head.
+    Features, head outputs and GT are recorded automatically (see
+    :class:`DenseDetectionDistiller`). Use it inside ``DetectionDistill`` (the teacher runs
+    backbone + neck + head only) or mmrazor's ``SingleTeacherDistill``; not
+    ``FpnTeacherDistill``, which skips the teacher's head.
 
     Args:
         loss_fg_weight (float): weight of the foreground cosine term. Defaults to 2.0.
@@ -44,9 +41,8 @@ class DecoupledCosineDistiller(ConfigurableDistiller):
             (``sigmoid((teacher - student) / gate_temperature)``) or ``'off'``.
             Defaults to ``'hard'``.
         gate_temperature (float): sharpness of the soft gate. Defaults to 0.1.
-        neck_source (str): module whose outputs are the feature levels. Defaults to ``'neck'``.
-        head_source (str): dense head to read predictions from; ``'auto'`` finds ``bbox_head``
-            or ``rpn_head``. Without a dense head only the (ungated) cosine term runs.
+        neck_source, head_source: see :class:`DenseDetectionDistiller`. Without a dense head
+            only the (ungated) cosine term runs.
     """
 
     def __init__(self,
@@ -55,8 +51,6 @@ class DecoupledCosineDistiller(ConfigurableDistiller):
                  temperature: float = 1.0,
                  gate: str = 'hard',
                  gate_temperature: float = 0.1,
-                 neck_source: str = 'neck',
-                 head_source: str = 'auto',
                  **kwargs):
         super().__init__(**kwargs)
         if gate not in GATE_MODES:
@@ -68,62 +62,6 @@ class DecoupledCosineDistiller(ConfigurableDistiller):
         self.temperature = temperature
         self.gate = gate
         self.gate_temperature = gate_temperature
-        self.neck_source = neck_source
-        self.head_source = head_source
-        self.feature_connectors: Optional[nn.ModuleList] = None
-        self._channels: Dict[str, List[int]] = {}
-        self._head_specs: Dict[str, Optional[tuple]] = {}
-
-    # ---- preparation: recorders, connectors, head compatibility -------------------------------
-    def _prepare(self, model: nn.Module, role: str) -> RecorderManager:
-        head_name = find_dense_head(model, self.head_source)
-        recorders = dict(feats=dict(type='ModuleOutputs', source=self.neck_source))
-        if head_name is not None:
-            recorders['head'] = dict(type='ModuleOutputs', source=head_name)
-            head = getattr(model, head_name)
-            self._head_specs[role] = (head.cls_out_channels, bool(head.use_sigmoid_cls),
-                                      head_name)
-        else:
-            self._head_specs[role] = None
-        if role == 'student':
-            # The student detector is called as student(inputs, data_samples, mode='loss').
-            recorders['batch'] = dict(type='ModuleInputs', source='')
-        manager = RecorderManager(recorders)
-        manager.initialize(model)
-        self._channels[role] = probe_feature_channels(model)
-        if len(self._channels) == 2:
-            self._check_heads()
-            self.feature_connectors = build_channel_connectors(self._channels['student'],
-                                                               self._channels['teacher'])
-        return manager
-
-    def _check_heads(self) -> None:
-        student, teacher = self._head_specs.get('student'), self._head_specs.get('teacher')
-        if (student is None) != (teacher is None):
-            raise ValueError('only one of student and teacher has a dense head; set head_source '
-                             'to a head both have')
-        if student is not None and student[:2] != teacher[:2]:
-            raise ValueError(
-                f'student head predicts {student[0]} classes per anchor '
-                f'(sigmoid={student[1]}), the teacher {teacher[0]} (sigmoid={teacher[1]}): '
-                'teacher and student must be trained on the same classes with the same kind '
-                'of classifier')
-
-    def prepare_from_student(self, model: nn.Module) -> None:
-        self.student_recorders = self._prepare(model, 'student')
-
-    def prepare_from_teacher(self, model: nn.Module) -> None:
-        self.teacher_recorders = self._prepare(model, 'teacher')
-
-    # ---- losses -------------------------------------------------------------------------------
-    def _record(self, manager: RecorderManager, name: str, role: str, data_idx=None):
-        try:
-            return manager.get_recorder(name).get_record_data(0, data_idx)
-        except (IndexError, KeyError) as err:
-            raise RuntimeError(
-                f'DecoupledCosineDistiller found no {role} {name!r} record for this step. It '
-                "needs the teacher's head outputs: use architecture type='DetectionDistill' or "
-                "'SingleTeacherDistill' (FpnTeacherDistill never runs the teacher head)") from err
 
     def compute_distill_losses(self) -> Dict[str, Tensor]:
         """Distillation losses and gate statistics of the last recorded step.
@@ -133,14 +71,14 @@ class DecoupledCosineDistiller(ConfigurableDistiller):
             logged-only ``fg_gate_ratio`` / ``bg_gate_ratio``: fraction of foreground/background
             cells where the teacher guides.
         """
-        student_feats = self._record(self.student_recorders, 'feats', 'student')
-        teacher_feats = self._record(self.teacher_recorders, 'feats', 'teacher')
-        batch_inputs = self._record(self.student_recorders, 'batch', 'student', data_idx=0)
-        data_samples = self._record(self.student_recorders, 'batch', 'student', data_idx=1)
-        head_spec = self._head_specs.get('student')
+        student_feats = self.record('feats', from_student=True)
+        teacher_feats = self.record('feats', from_student=False)
+        batch_inputs = self.record('batch', from_student=True, data_idx=0)
+        data_samples = self.record('batch', from_student=True, data_idx=1)
+        head_spec = self.head_spec
         if head_spec is not None:
-            student_cls = self._record(self.student_recorders, 'head', 'student')[0]
-            teacher_cls = self._record(self.teacher_recorders, 'head', 'teacher')[0]
+            student_cls = self.record('head', from_student=True)[0]
+            teacher_cls = self.record('head', from_student=False)[0]
         boxes = [ds.gt_instances.bboxes for ds in data_samples]
         labels = [ds.gt_instances.labels for ds in data_samples]
         if head_spec is not None and head_spec[2] == 'rpn_head':

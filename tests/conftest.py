@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny embedded dataset and config overrides for seconds-long runs."""
+import os
+import os.path as osp
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+STUDENT_CONFIG = osp.join(REPO_ROOT, 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py')
+TEACHER_CONFIG = osp.join(REPO_ROOT,
+                          'configs/embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py')
+DCD_CONFIG = osp.join(REPO_ROOT, 'configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py')
+
+
+@pytest.fixture(scope='session')
+def tiny_dataset(tmp_path_factory):
+    """48 train / 16 val images of the embedded dataset (seconds to generate)."""
+    from kd_det.datasets.synthetic import generate_dataset
+    root = str(tmp_path_factory.mktemp('tiny_synthetic'))
+    generate_dataset(root, num_train=48, num_val=16, seed=0)
+    return root
+
+
+def tiny_run_options(data_root: str, epochs: int = 1, batch_size: int = 4) -> dict:
+    """--cfg-options for a short single-process run on ``data_root`` without worker processes."""
+    from kd_det.apis.schedule import dataset_options, schedule_options
+    options = dataset_options(data_root)
+    options.update(schedule_options(epochs))
+    options.update({
+        'train_dataloader.batch_size': batch_size,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'val_dataloader.num_workers': 0,
+        'val_dataloader.persistent_workers': False,
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': False,
+        'param_scheduler.0.end': 10,
+        'default_hooks.logger.interval': 5,
+        'randomness.seed': 0,
+    })
+    return options
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_torch():
+    """Tests run beside other work on 2 cores; one thread each keeps them predictable."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get('KD_DET_TEST_THREADS', '1')))
+    yield
+    torch.set_num_threads(threads)
