@@ -1,0 +1,101 @@
+"""Student extraction for stock mmdet tools, ONNX parity, and mixed precision."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import DCD_CONFIG, STUDENT_CONFIG, TEACHER_CONFIG, tiny_run_options
+from kd_det.apis.export import export_onnx, onnx_parity
+from kd_det.apis.measure import build_student
+from kd_det.apis.student import extract_student, student_state_dict
+
+
+@pytest.fixture(scope='module')
+def distill_run(tiny_dataset, tmp_path_factory):
+    """A 1-epoch distillation run from a (random-weight) saved teacher checkpoint."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from kd_det.apis.runner import build_train_runner
+    work = tmp_path_factory.mktemp('distill')
+    init_default_scope('mmdet')
+    teacher = MODELS.build(Config.fromfile(TEACHER_CONFIG).model)
+    teacher_ckpt = str(work / 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict()), teacher_ckpt)
+    options = tiny_run_options(tiny_dataset, epochs=1, batch_size=8)
+    options['model.teacher_ckpt'] = teacher_ckpt
+    runner = build_train_runner(DCD_CONFIG, work_dir=str(work), cfg_options=options)
+    runner.train()
+    return work, options
+
+
+def test_distillation_logs_decoupled_terms_and_gate_ratios(distill_run):
+    import json
+    import os
+    work, _ = distill_run
+    scalars = [osp.join(r, f) for r, _, fs in os.walk(work) for f in fs if f == 'scalars.json']
+    with open(scalars[0]) as f:
+        entry = next(json.loads(line) for line in f if 'distill.loss_fg_cos' in line)
+    for key in ('distill.loss_fg_cos', 'distill.loss_bg_kl', 'distill.fg_gate_ratio',
+                'distill.bg_gate_ratio', 'student.loss_cls'):
+        assert np.isfinite(entry[key]), key
+
+
+def test_extracted_student_loads_in_stock_mmdet_tools(distill_run, tiny_dataset):
+    work, options = distill_run
+    cfg_path, ckpt_path = extract_student(DCD_CONFIG, str(work / 'epoch_1.pth'),
+                                          str(work / 'student'))
+    state = torch.load(ckpt_path, weights_only=True)['state_dict']
+    assert not any(k.startswith(('architecture.', 'teacher.', 'distiller.')) for k in state)
+    cfg = Config.fromfile(cfg_path)
+    assert cfg.model.type == 'RetinaNet' and cfg.default_scope == 'mmdet'
+
+    # mmdet's own inference API, with the plain config and checkpoint
+    from mmdet.apis import DetInferencer
+    image = osp.join(tiny_dataset, 'val', '000000.png')
+    inferencer = DetInferencer(model=cfg_path, weights=ckpt_path, device='cpu',
+                               show_progress=False)
+    result = inferencer(image, return_datasamples=True)['predictions'][0]
+    assert result.pred_instances.bboxes.shape[1] == 4
+
+    # weights equal the student's weights inside the distillation checkpoint
+    full = torch.load(str(work / 'epoch_1.pth'), weights_only=True)['state_dict']
+    for key, value in student_state_dict(full).items():
+        assert torch.equal(state[key], value)
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    model = build_student(STUDENT_CONFIG)
+    onnx_path = str(tmp_path / 'student.onnx')
+    names = export_onnx(model, onnx_path, (3, 160, 160))
+    assert len(names) == 10  # cls + reg for five levels
+    parity = onnx_parity(model, onnx_path, (3, 160, 160), batch_size=2)
+    assert parity['max_abs_diff'] < 1e-3, parity
+
+
+def test_onnx_export_of_a_distillation_config_exports_its_student(tmp_path):
+    model = build_student(DCD_CONFIG)
+    assert type(model).__name__ == 'RetinaNet' and model.neck.out_channels == 64
+    onnx_path = str(tmp_path / 'dcd_student.onnx')
+    export_onnx(model, onnx_path, (3, 96, 128))
+    assert onnx_parity(model, onnx_path, (3, 96, 128))['max_abs_diff'] < 1e-3
+
+
+def test_amp_flag_uses_bf16_autocast_on_cpu_and_losses_stay_finite(tiny_dataset, tmp_path):
+    from kd_det.apis.runner import build_train_runner
+    options = tiny_run_options(tiny_dataset, epochs=1, batch_size=4)
+    options['train_cfg.val_interval'] = 100
+    runner = build_train_runner(STUDENT_CONFIG, work_dir=str(tmp_path), cfg_options=options,
+                                amp=True)
+    runner.train()
+    assert type(runner.optim_wrapper).__name__ == 'BF16AutocastOptimWrapper'
+    loss = runner.message_hub.get_scalar('train/loss').current()
+    assert np.isfinite(loss)
+
+
+def test_amp_refuses_to_replace_a_custom_optim_wrapper():
+    from kd_det.engine.amp import enable_amp
+    cfg = Config(dict(optim_wrapper=dict(type='MyWrapper')))
+    with pytest.raises(ValueError, match="only replaces `OptimWrapper`"):
+        enable_amp(cfg)
