@@ -1,11 +1,11 @@
 """Decoupled foreground/background distillation with cosine features and a teacher-better gate."""
-from typing import Dict
+from typing import Dict, List
 
 import torch
 from mmrazor.registry import MODELS
 from torch import Tensor
 
-from kd_det.models.losses.cosine_distance import weighted_cosine_distance
+from kd_det.models.losses.cosine_distance import cosine_distance_map
 from kd_det.models.losses.prediction_kl import prediction_kl
 from kd_det.models.utils.align import resize_to
 from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
@@ -63,13 +63,14 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         self.gate = gate
         self.gate_temperature = gate_temperature
 
-    def compute_distill_losses(self) -> Dict[str, Tensor]:
-        """Distillation losses and gate statistics of the last recorded step.
+    def level_maps(self) -> List[Dict[str, Tensor]]:
+        """Per-level masks, gates and per-location losses of the last recorded step.
 
         Returns:
-            ``loss_fg_cos`` and ``loss_bg_kl`` (weighted, summed into the total loss), and the
-            logged-only ``fg_gate_ratio`` / ``bg_gate_ratio``: fraction of foreground/background
-            cells where the teacher guides.
+            One dict per feature level with (N, H, W) tensors at the teacher's resolution:
+            ``fg_weight`` (scale-aware foreground weight, 0 on background), ``fg_gate``,
+            ``fg_distance`` (``1 - cos``, attached to the student's graph) and, with a dense
+            head, ``bg_gate`` and ``bg_kl`` (attached). The visualizer draws these.
         """
         student_feats = self.record('feats', from_student=True)
         teacher_feats = self.record('feats', from_student=False)
@@ -85,18 +86,16 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             labels = [torch.zeros_like(lbl) for lbl in labels]  # objectness is one class
         input_h, input_w = batch_inputs.shape[-2:]
 
-        fg_terms, bg_terms = [], []
-        fg_open = fg_total = bg_open = bg_total = 0.0
+        maps = []
         for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
             t_feat = t_feat.detach()
             s_feat = resize_to(self.feature_connectors[level](s_feat), t_feat)
             feat_shape = tuple(t_feat.shape[-2:])
             stride = (input_h / feat_shape[0], input_w / feat_shape[1])
             fg_weight, fg_label = batch_scale_aware_foreground(boxes, labels, feat_shape, stride)
-            fg_mask = fg_weight > 0
-            bg_mask = ~fg_mask
+            level_map = dict(fg_weight=fg_weight, fg_distance=cosine_distance_map(s_feat, t_feat))
             if head_spec is None:
-                fg_gate = torch.ones_like(fg_weight)
+                level_map['fg_gate'] = torch.ones_like(fg_weight)
             else:
                 cls_out_channels, use_sigmoid, _ = head_spec
                 t_logits = teacher_cls[level].detach()
@@ -107,20 +106,45 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                     fg_gate, bg_gate = self._gates(t_probs, s_probs, fg_label, use_sigmoid)
                 n, channels, h, w = s_logits.shape
                 per_anchor = (n, channels // cls_out_channels, cls_out_channels, h, w)
-                kl = prediction_kl(
-                    s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
-                    t_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
-                    use_sigmoid, self.temperature).mean(dim=1)  # (N, H, W)
-                bg_weight = bg_mask * bg_gate
-                bg_terms.append((kl * bg_weight).sum() / bg_mask.sum().clamp(min=1))
-                bg_open += float(bg_weight.sum())
-                bg_total += float(bg_mask.sum())
-            fg_terms.append(weighted_cosine_distance(s_feat, t_feat, fg_weight * fg_gate,
-                                                     normalizer=fg_weight.sum()))
+                level_map.update(
+                    fg_gate=fg_gate, bg_gate=bg_gate,
+                    bg_kl=prediction_kl(
+                        s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                        t_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                        use_sigmoid, self.temperature).mean(dim=1))
+            maps.append(level_map)
+        return maps
+
+    def compute_distill_losses(self) -> Dict[str, Tensor]:
+        """Distillation losses and gate statistics of the last recorded step.
+
+        Each level's foreground term is normalised by that level's (ungated) foreground weight
+        and its background term by that level's background cell count; levels are averaged, so
+        no level dominates and a closed gate shrinks the loss rather than re-weighting.
+
+        Returns:
+            ``loss_fg_cos`` and ``loss_bg_kl`` (weighted, summed into the total loss), and the
+            logged-only ``fg_gate_ratio`` / ``bg_gate_ratio``: fraction of foreground/background
+            cells where the teacher guides.
+        """
+        fg_terms, bg_terms = [], []
+        fg_open = fg_total = bg_open = bg_total = 0.0
+        for level_map in self.level_maps():
+            fg_weight, fg_gate = level_map['fg_weight'], level_map['fg_gate']
+            fg_mask = fg_weight > 0
+            fg_terms.append((level_map['fg_distance'] * fg_weight * fg_gate).sum() /
+                            fg_weight.sum().clamp(min=1e-12))
             fg_open += float((fg_mask * fg_gate).sum())
             fg_total += float(fg_mask.sum())
+            if 'bg_kl' in level_map:
+                bg_mask = ~fg_mask
+                bg_weight = bg_mask * level_map['bg_gate']
+                bg_terms.append((level_map['bg_kl'] * bg_weight).sum() /
+                                bg_mask.sum().clamp(min=1))
+                bg_open += float(bg_weight.sum())
+                bg_total += float(bg_mask.sum())
 
-        device = student_feats[0].device
+        device = fg_terms[0].device
         losses = dict(loss_fg_cos=self.loss_fg_weight * torch.stack(fg_terms).mean())
         losses['fg_gate_ratio'] = torch.tensor(fg_open / max(fg_total, 1.0), device=device)
         if bg_terms:
