@@ -1,0 +1,40 @@
+"""Every shipped config parses, inherits what it claims, and names registered types."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+import kd_det  # noqa: F401
+from conftest import REPO_ROOT
+
+CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
+                                      recursive=True)
+                 if '/_base_/' not in p and '/benchmark/' not in p)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO_ROOT))
+def test_config_parses_and_its_model_type_is_registered(path):
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmrazor.registry import MODELS as RAZOR_MODELS
+    cfg = Config.fromfile(path)
+    model_type = cfg.model.type
+    registry = RAZOR_MODELS if cfg.model.get('_scope_') == 'mmrazor' else MMDET_MODELS
+    assert registry.get(model_type) is not None, f'{model_type} not registered'
+    if model_type == 'DetectionDistill':
+        distiller = cfg.model.distiller.type
+        assert RAZOR_MODELS.get(distiller) is not None, distiller
+        assert cfg.model.architecture.type in ('RetinaNet', 'FCOS', 'ATSS', 'GFL', 'FasterRCNN')
+
+
+@pytest.mark.parametrize('spec', sorted(glob.glob(osp.join(REPO_ROOT, 'configs/benchmark/*.py'))))
+def test_benchmark_specs_name_existing_configs(spec):
+    from kd_det.apis.benchmark import load_methods
+    import os
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)
+    try:
+        methods = load_methods(Config.fromfile(spec))
+    finally:
+        os.chdir(cwd)
+    assert methods[0].role == 'teacher' and methods[1].role == 'student'
