@@ -50,7 +50,8 @@ def load_methods(spec) -> List[Method]:
                Method(spec.student['name'], spec.student['config'], 'student',
                       dict(spec.student.get('cfg_options', {})))]
     for item in spec.get('methods', []):
-        methods.append(Method(item['name'], item['config'], 'distill',
+        # role 'student' for a method that trains without the teacher (e.g. another neck)
+        methods.append(Method(item['name'], item['config'], item.get('role', 'distill'),
                               dict(item.get('cfg_options', {}))))
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
@@ -94,6 +95,9 @@ class Benchmark:
             self.methods = [m for m in self.methods if m.name in only or m.role == 'teacher']
         self.seeds = list(seeds if seeds is not None else spec.get('seeds', [0]))
         self.teacher_seed = spec.get('teacher_seed', self.seeds[0])
+        # seeds the teacher row is trained with (distillation always uses `teacher_seed`)
+        self.teacher_seeds = [s for s in spec.get('teacher_seeds', self.seeds)
+                              if s in self.seeds or s == self.teacher_seed]
         self.work_root = work_root or spec.work_root
         self.cfg_options = dict(cfg_options or {})
         self.train_args = list(train_args)
@@ -116,7 +120,7 @@ class Benchmark:
         runs = [(teacher, self.teacher_seed)]
         for seed in self.seeds:
             runs += [(m, seed) for m in self.methods[1:]]
-        runs += [(teacher, s) for s in self.seeds if s != self.teacher_seed]
+        runs += [(teacher, s) for s in self.teacher_seeds if s != self.teacher_seed]
         return runs
 
     def teacher_checkpoint(self) -> str:
@@ -181,8 +185,10 @@ class Benchmark:
                         return item
                 return None if not todo else 'wait'
 
+        aborted = threading.Event()  # the distillation teacher failed: nothing else can run
+
         def worker():
-            while not failures:
+            while not aborted.is_set():
                 item = next_run()
                 if item is None:
                     return
@@ -195,10 +201,13 @@ class Benchmark:
                       f'{self.run_dir(method, seed)}/train_stdout.log)', flush=True)
                 try:
                     result = self.train_one(method, seed)
-                except Exception as err:  # reported below, other workers stop
+                except Exception as err:  # reported at the end; independent runs go on
+                    print(f'{prefix}: FAILED: {err}', flush=True)
                     failures.append(err)
-                    teacher_done.set()
-                    return
+                    if method.role == 'teacher' and seed == self.teacher_seed:
+                        aborted.set()
+                        teacher_done.set()
+                    continue
                 if method.role == 'teacher' and seed == self.teacher_seed:
                     teacher_done.set()
                 print(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
@@ -210,7 +219,7 @@ class Benchmark:
         for thread in threads:
             thread.join()
         if failures:
-            raise failures[0]
+            raise RuntimeError(f'{len(failures)} run(s) failed; first: {failures[0]}')
 
     # ---- measurements on the trained models ---------------------------------------------------
     def measure(self, latency_repeats: int = 50, step_repeats: int = 12) -> Dict[str, dict]:
@@ -254,7 +263,7 @@ class Benchmark:
         rows = []
         for method in self.methods:
             seeds = self.seeds if method.role != 'teacher' else sorted(
-                set(self.seeds) | {self.teacher_seed})
+                set(self.teacher_seeds) | {self.teacher_seed})
             results = [r for r in (self.result_of(method, s) for s in seeds) if r]
             if not results:
                 continue
