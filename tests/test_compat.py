@@ -23,8 +23,8 @@ def test_mmrazor_distillation_and_pruning_import():
 def test_mmrazor_quantization_fails_with_a_clear_message():
     from mmrazor.registry import MODELS
     with pytest.raises(QuantizationUnavailableError, match='torch.ao.quantization'):
-        MODELS.build(dict(type='MMArchitectureQuant', architecture=dict(type='x'),
-                          quantizer=dict(type='x')))
+        MODELS.build(dict(_scope_='mmrazor', type='MMArchitectureQuant',
+                          architecture=dict(type='x'), quantizer=dict(type='x')))
 
 
 def _mmengine_checkpoint(tmp_path):

@@ -12,6 +12,7 @@ from typing import Dict, Tuple
 import torch
 from mmengine.config import Config
 
+from kd_det.models.utils.model_config import resolve_model_cfg
 from kd_det.utils.checkpoint import load_checkpoint_file, state_dict_of
 
 STUDENT_PREFIX = 'architecture.'
@@ -40,9 +41,7 @@ def student_config(cfg: Config) -> Config:
     model = cfg.model
     if 'architecture' not in model:
         return cfg
-    architecture = model.architecture
-    if 'cfg_path' in architecture:
-        architecture = Config.fromfile(architecture.cfg_path).model
+    architecture = resolve_model_cfg(model.architecture)
     plain = Config(cfg.to_dict())
     plain.model = architecture
     plain.model.pop('_scope_', None)
