@@ -48,3 +48,18 @@ def _single_thread_torch():
     torch.set_num_threads(int(os.environ.get('KD_DET_TEST_THREADS', '1')))
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_scope():
+    """Give each test the default registry scope it started with.
+
+    Building a Runner sets mmengine's process-wide default scope (``mmdet`` for stock configs);
+    a later test that builds from mmrazor's registry would then look its types up in mmdet's.
+    """
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    DefaultScope._instance_dict.clear()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

@@ -75,6 +75,7 @@ def build_distill(student_kind: str, teacher_kind: str, distiller: dict, student
     import kd_det  # noqa: F401
     algorithm = MODELS.build(dict(
         type='DetectionDistill',
+        _scope_='mmrazor',
         architecture=tiny_detector_cfg(student_kind, student_neck, student_backbone),
         teacher=tiny_detector_cfg(teacher_kind, teacher_neck),
         teacher_head=teacher_head,
