@@ -12,6 +12,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import kd_det  # noqa: F401  (applies compat shims and registers every kd_det module)
+from kd_det.apis import preflight
 from kd_det.engine.amp import enable_amp
 
 
@@ -61,10 +62,15 @@ def build_train_runner(config: str, work_dir: Optional[str] = None,
     elif resume is not None:
         cfg.resume = True
         cfg.load_from = resume
+    preflight.resolve_resume_checkpoint(cfg)
+    preflight.check_config(cfg, mode='train')
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    preflight.check_built_model(cfg, runner.model)
+    return runner
 
 
 def build_test_runner(config: str, checkpoint: str, work_dir: Optional[str] = None,
@@ -78,6 +84,7 @@ def build_test_runner(config: str, checkpoint: str, work_dir: Optional[str] = No
             raise ValueError(f'--out must be a .pkl file, got {out!r}')
         cfg.test_evaluator = _as_list(cfg.test_evaluator) + [
             dict(type='DumpDetResults', out_file_path=out)]
+    preflight.check_config(cfg, mode='test')
     return Runner.from_cfg(cfg)
 
 

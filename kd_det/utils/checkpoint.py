@@ -12,7 +12,7 @@ import os.path as osp
 import pickle
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -88,7 +88,12 @@ def _show(keys: Iterable[str], limit: int = 5) -> str:
     return ', '.join(keys[:limit]) + more
 
 
-def _guess_cause(missing: List[str], unexpected: List[str], shape_errors: List[str]) -> str:
+def _guess_cause(missing: List[str], unexpected: List[str],
+                 shape_errors: List[Tuple[str, tuple, tuple]]) -> str:
+    """The most likely reason a checkpoint does not fit, from its key and shape differences.
+
+    ``shape_errors`` are ``(key, checkpoint shape, model shape)``.
+    """
     if any(k.startswith(('architecture.', 'teacher.', 'student.')) for k in unexpected):
         return ('it looks like a whole distillation checkpoint; pass the student extracted '
                 'with tools/extract_student.py (or the teacher trained on its own)')
@@ -98,9 +103,17 @@ def _guess_cause(missing: List[str], unexpected: List[str], shape_errors: List[s
         return 'did you pass a two-stage (e.g. Faster R-CNN) checkpoint to a one-stage teacher?'
     if 'bbox_head' in prefixes_unexpected and 'roi_head' in prefixes_missing:
         return 'did you pass a one-stage checkpoint to a two-stage teacher?'
-    if any('cls' in err for err in shape_errors):
+    # only the classifier's output size differs: trained on another number of classes (when
+    # hidden layers differ too, e.g. cls_convs, the network width differs instead)
+    if shape_errors and all('cls' in key.rsplit('.', 2)[-2] and 'convs' not in key and
+                            ckpt[1:] == own[1:] for key, ckpt, own in shape_errors):
         return ('the classification layers differ in shape: the checkpoint was trained on a '
                 'different number of classes')
+    if shape_errors and not missing and not unexpected:
+        return ('same layers, different widths: the checkpoint was trained with other channel '
+                'numbers (backbone widen_factor/depth, neck out_channels, head '
+                'feat_channels); did you pass the student checkpoint, or the teacher of '
+                'another config?')
     if prefixes_missing & {'backbone'} or any(k.startswith('backbone') for k in unexpected):
         return 'the backbone differs: check the backbone type/depth/width in the config'
     return 'the config does not describe the network this checkpoint was trained with'
@@ -121,8 +134,8 @@ def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = '
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shape_errors = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'
-                    for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shape_errors = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+                    if k in state and state[k].shape != v.shape]
     if missing or unexpected or shape_errors:
         parts = [f'{role} checkpoint {checkpoint_path!r} does not match the {role} config '
                  f'({type(model).__name__}):']
@@ -131,7 +144,9 @@ def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = '
         if unexpected:
             parts.append(f'  unexpected keys ({len(unexpected)}): {_show(unexpected)}')
         if shape_errors:
-            parts.append(f'  shape mismatches ({len(shape_errors)}): {_show(shape_errors, 3)}')
+            shapes = [f'{k}: checkpoint {ckpt} vs model {model_shape}'
+                      for k, ckpt, model_shape in shape_errors]
+            parts.append(f'  shape mismatches ({len(shape_errors)}): {_show(shapes, 3)}')
         parts.append(f'  likely cause: {_guess_cause(missing, unexpected, shape_errors)}')
         raise CheckpointMismatchError('\n'.join(parts))
     model.load_state_dict(state, strict=True)
@@ -141,3 +156,37 @@ def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = '
 def load_teacher_checkpoint(teacher: nn.Module, checkpoint_path: Optional[str]) -> dict:
     """Strictly load a teacher checkpoint (see :func:`load_state_dict_strict`)."""
     return load_state_dict_strict(teacher, checkpoint_path, role='teacher')
+
+
+def is_complete_checkpoint(filename: str) -> bool:
+    """Whether ``filename`` is a whole torch checkpoint (zip format: its end record is intact).
+
+    A file cut short while being written (a killed job, a full disk) fails this test.
+    """
+    import zipfile
+    return osp.isfile(filename) and zipfile.is_zipfile(filename)
+
+
+def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` should continue from in ``work_dir``, or None.
+
+    mmengine's ``last_checkpoint`` pointer names it; when the pointer is missing or empty, or
+    names a file that is gone or incomplete, the newest complete ``*.pth`` in ``work_dir``
+    is used instead (and the skipped candidates are reported by the caller's log).
+    """
+    candidates: List[str] = []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named:  # mmengine writes it relative to the working directory of the run
+            candidates.append(named if osp.isabs(named) or osp.exists(named) else
+                              osp.join(work_dir, osp.basename(named)))
+    if osp.isdir(work_dir):
+        found = [osp.join(work_dir, name) for name in os.listdir(work_dir)
+                 if name.endswith('.pth')]
+        candidates += sorted(found, key=osp.getmtime, reverse=True)
+    for candidate in candidates:
+        if is_complete_checkpoint(candidate):
+            return candidate
+    return None
