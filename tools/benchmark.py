@@ -31,6 +31,9 @@ def parse_args(argv=None):
     parser.add_argument('--skip-measure', action='store_true',
                         help='skip params/FLOPs/latency/step-time measurements')
     parser.add_argument('--latency-repeats', type=int, default=50)
+    parser.add_argument('--deploy-only', action='store_true',
+                        help='train nothing: params, FLOPs and PyTorch/onnxruntime latency of '
+                        'every method\'s network at random weights, side by side')
     return parser.parse_args(argv)
 
 
@@ -48,7 +51,15 @@ def main(argv=None):
     if args.epochs:
         for method in bench.methods:
             method.cfg_options.update(schedule_options(args.epochs))
+    if args.deploy_only:
+        from kd_det.apis.deployment import deployment_table
+        from kd_det.apis.prune_chain import measure_untrained
+        print(deployment_table(measure_untrained(bench, args.latency_repeats)))
+        return
     bench.run(args.jobs)
+    if spec.get('prune'):  # prune + fine-tune a trained method (see kd_det.apis.prune_chain)
+        from kd_det.apis.prune_chain import run_prune_chain
+        run_prune_chain(bench, **spec.prune)
     measurements = None if args.skip_measure else bench.measure(args.latency_repeats)
     rows = bench.rows(measurements)
     paths = bench.write_reports(rows)

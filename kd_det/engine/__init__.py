@@ -1,3 +1,9 @@
 from .amp import BF16AutocastOptimWrapper
+from .hooks import (AtomicCheckpointHook, DataFaultHook, NanGuardHook, NonFiniteLossError,
+                    SparsityHook)
+from .loops import ResumableEpochBasedTrainLoop
 
-__all__ = ['BF16AutocastOptimWrapper']
+__all__ = [
+    'BF16AutocastOptimWrapper', 'AtomicCheckpointHook', 'DataFaultHook', 'NanGuardHook',
+    'NonFiniteLossError', 'SparsityHook', 'ResumableEpochBasedTrainLoop'
+]

@@ -1,0 +1,23 @@
+# Step 1 with distillation: the sparsity-trained SparseBiFPN student (its config, hook, data and
+# schedule) distilled from the embedded teacher with kd_det's decoupled cosine distiller, wired
+# like configs/_base_/distill/embedded_pair.py. The hook finds the student inside the algorithm.
+_base_ = ['./retinanet_mnv2-w05-sparsebifpn64_8e_embedded_sparse.py']
+
+teacher_config = 'kd_det::embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py'
+teacher_ckpt = 'work_dirs/retinanet_mnv2-w1-fpn128_16e_embedded_teacher/epoch_16.pth'
+
+model = dict(
+    _delete_=True,
+    _scope_='mmrazor',
+    type='DetectionDistill',
+    architecture=_base_.model,
+    teacher=dict(cfg_path=teacher_config),
+    teacher_ckpt=teacher_ckpt,
+    teacher_head='auto',  # the background KL and the gate need the teacher's predictions
+    distiller=dict(
+        type='DecoupledCosineDistiller',
+        loss_fg_weight=2.0,
+        loss_bg_weight=1.0,
+        temperature=1.0,
+        gate='hard'))
+find_unused_parameters = True

@@ -1,0 +1,90 @@
+"""Side-by-side deployment cost of several detectors: params, FLOPs, PyTorch and ORT latency.
+
+Latencies are measured interleaved run by run (model A, model B, model A, ...; batch 1, one
+thread), and each model's median is reported, so load from other work on a shared machine hits
+all models alike and the ratios between them stay meaningful when absolute numbers drift.
+"""
+import os
+import os.path as osp
+import statistics
+import time
+from typing import Callable, Dict, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from kd_det.apis.complexity import DenseForward, params_and_flops
+from kd_det.apis.export import export_onnx, onnx_parity
+
+
+def interleaved_medians_ms(runs: Dict[str, Callable[[], object]], warmup: int = 10,
+                           repeats: int = 100) -> Dict[str, float]:
+    """Median wall time (ms) of each callable, calling them in turn ``repeats`` times."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def compare_deployment(models: Dict[str, nn.Module], onnx_dir: str,
+                       input_shape: Sequence[int] = (3, 160, 160), repeats: int = 100,
+                       warmup: int = 10) -> Dict[str, dict]:
+    """Measure every model (exported to ``onnx_dir/<name>.onnx``); returns ``{name:
+    dict(params, flops, latency_torch_ms, latency_ort_ms, onnx_max_abs_diff)}``."""
+    import onnxruntime as ort
+    os.makedirs(onnx_dir, exist_ok=True)
+    results, torch_runs, ort_runs = {}, {}, {}
+    images = torch.randn(1, *input_shape)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    for name, model in models.items():
+        model.eval()
+        results[name] = params_and_flops(model, input_shape)
+        slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_').lower()
+        onnx_path = osp.join(onnx_dir, f'{slug}.onnx')
+        export_onnx(model, onnx_path, input_shape)
+        results[name]['onnx_max_abs_diff'] = onnx_parity(model, onnx_path,
+                                                         input_shape)['max_abs_diff']
+        network = DenseForward(model).eval()
+        torch_runs[name] = lambda network=network: network(images)
+        session = ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
+        feed = {session.get_inputs()[0].name: images.numpy().astype(np.float32)}
+        ort_runs[name] = lambda session=session, feed=feed: session.run(None, feed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            torch_ms = interleaved_medians_ms(torch_runs, warmup, repeats)
+        ort_ms = interleaved_medians_ms(ort_runs, warmup, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    for name in models:
+        results[name]['latency_torch_ms'] = torch_ms[name]
+        results[name]['latency_ort_ms'] = ort_ms[name]
+    return results
+
+
+def deployment_table(results: Dict[str, dict], reference: str = None) -> str:
+    """Markdown table of :func:`compare_deployment` results, ratios against ``reference``
+    (default: the first model)."""
+    reference = reference or next(iter(results))
+    ref = results[reference]
+    lines = ['| model | params (M) | FLOPs (G) | PyTorch ms | ORT ms | FLOPs / ref | '
+             'PyTorch / ref | ORT / ref | ONNX max abs diff |', '|' + '---|' * 9]
+    for name, r in results.items():
+        lines.append(
+            f'| {name} | {r["params"] / 1e6:.3f} | {r["flops"] / 1e9:.3f} | '
+            f'{r["latency_torch_ms"]:.2f} | {r["latency_ort_ms"]:.2f} | '
+            f'{r["flops"] / ref["flops"]:.2f} | '
+            f'{r["latency_torch_ms"] / ref["latency_torch_ms"]:.2f} | '
+            f'{r["latency_ort_ms"] / ref["latency_ort_ms"]:.2f} | '
+            f'{r["onnx_max_abs_diff"]:.1e} |')
+    return '\n'.join(lines)

@@ -1,0 +1,3 @@
+from .slim_mobilenet_v2 import SlimMobileNetV2
+
+__all__ = ['SlimMobileNetV2']
