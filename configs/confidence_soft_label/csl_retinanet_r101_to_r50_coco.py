@@ -1,0 +1,25 @@
+# COCO, fully supervised: RetinaNet R101 (2x) -> RetinaNet R50 (2x) with the confidence-guided
+# soft-label distiller. Not measured here (no GPU, no COCO). Set model.teacher_ckpt to mmdet's
+# released R101 weights or your own.
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+custom_imports = dict(imports=['kd_det'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    _scope_='mmrazor',
+    type='DetectionDistill',
+    architecture=_base_.model,
+    teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
+    teacher_ckpt='checkpoints/retinanet_r101_fpn_2x_coco.pth',
+    teacher_head='auto',
+    distiller=dict(
+        type='ConfidenceSoftLabelDistiller',
+        loss_cls_weight=1.0,
+        loss_box_weight=1.0,
+        loss_feat_weight=1.0,
+        region='threshold',
+        region_thr=0.5,
+        hard_weighting=True))
+find_unused_parameters = True
+# distillation diverges more easily than plain training at large learning rates (RESEARCH.md)
+optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -1,0 +1,144 @@
+"""Distillation on batches that mix labeled and unlabeled images."""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.structures import BaseDataElement, InstanceData
+from mmrazor.models.utils import add_prefix
+from mmrazor.registry import MODELS
+
+from kd_det.datasets.semi_supervised import is_labeled
+from .detection_distill import DetectionDistill
+
+
+@MODELS.register_module()
+class SemiSupervisedDetectionDistill(DetectionDistill):
+    """``DetectionDistill`` for batches with labeled and unlabeled images.
+
+    Images whose ``data_samples`` metainfo has ``labeled=False`` (set by
+    ``PartiallyLabeledCocoDataset(subset='unlabeled')``) have no annotations. The distiller
+    sees the whole batch (teacher and student run on every image, so its recorders hold all of
+    them); the student's task loss is computed on the labeled images only: the student runs
+    once on the whole batch and its dense head's ``loss_by_feat`` gets the labeled rows of the
+    head outputs. An unlabeled image therefore teaches through the distillation losses alone,
+    instead of being trained as an image without objects.
+
+    With ``pseudo_label_thr`` set, this is the plain hard pseudo-label baseline instead: the
+    teacher's detections (its own test-time post-processing, NMS included) with score
+    ``>= pseudo_label_thr`` become the GT of the unlabeled images, which then count as labeled.
+
+    The teacher stays in eval mode throughout: a frozen teacher predicts as at test time
+    (FCOS, for one, only scales its box distances to pixels in eval mode).
+
+    A batch that is entirely labeled runs exactly as :class:`DetectionDistill`. Mixed batches
+    need a one-stage student (RetinaNet, FCOS, ATSS, GFL, ...).
+
+    Args:
+        pseudo_label_thr (float, optional): score threshold of hard pseudo-labels, or None
+            (unlabeled images get distillation losses only). Defaults to None.
+        Others: as :class:`DetectionDistill`.
+    """
+
+    def __init__(self, *args, pseudo_label_thr: Optional[float] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if pseudo_label_thr is not None and not 0.0 <= pseudo_label_thr <= 1.0:
+            raise ValueError(f'pseudo_label_thr must be in [0, 1], got {pseudo_label_thr}')
+        if pseudo_label_thr is not None and self.teacher_head is None:
+            raise ValueError("pseudo-labels need the teacher's dense head: set teacher_head="
+                             "'auto' (or the head's name), not None")
+        self.pseudo_label_thr = pseudo_label_thr
+
+    def train(self, mode: bool = True) -> None:
+        super().train(mode)
+        self.teacher.eval()
+
+    def teacher_forward(self, batch_inputs: torch.Tensor):
+        """Backbone, neck and dense head of the teacher; returns the head outputs (or None)."""
+        feats = self.teacher.extract_feat(batch_inputs)
+        if self.teacher_head is None:
+            return None
+        return getattr(self.teacher, self.teacher_head)(feats)
+
+    def loss(self, batch_inputs: torch.Tensor,
+             data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
+        losses = dict()
+        self.distiller.set_deliveries_override(False)
+        with self.distiller.teacher_recorders, self.distiller.deliveries:
+            with torch.no_grad():
+                teacher_outs = self.teacher_forward(batch_inputs)
+
+        labeled = [is_labeled(sample) for sample in data_samples]
+        if self.pseudo_label_thr is not None and not all(labeled):
+            losses['pseudo_boxes_per_image'] = self._pseudo_label(teacher_outs, data_samples,
+                                                                  labeled)
+            labeled = [True] * len(data_samples)
+        losses['labeled_images'] = torch.tensor(float(sum(labeled)), device=batch_inputs.device)
+
+        self.distiller.set_deliveries_override(True)
+        with self.distiller.student_recorders, self.distiller.deliveries:
+            student_losses = self._student_task_loss(batch_inputs, data_samples, labeled)
+        if self.calculate_student_loss:
+            losses.update(add_prefix(student_losses, 'student'))
+        losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
+        return losses
+
+    def _student_task_loss(self, batch_inputs: torch.Tensor, data_samples: list,
+                           labeled: List[bool]) -> Dict[str, torch.Tensor]:
+        """The student's detection loss on the labeled images; one student forward in all."""
+        if all(labeled):
+            return self.student(batch_inputs, data_samples, mode='loss')
+        from mmdet.models.detectors import SingleStageDetector
+        from mmdet.models.utils import unpack_gt_instances
+        if not isinstance(self.student, SingleStageDetector):
+            raise TypeError(
+                f'batches with unlabeled images need a one-stage student (RetinaNet, FCOS, '
+                f'ATSS, GFL, ...); {type(self.student).__name__} computes its task loss in '
+                'stages that cannot leave images out. Train it on labeled images only, or use '
+                'pseudo_label_thr so that every image has GT')
+        # Backbone, neck and head are called as modules, so their recorders fire; the head's
+        # loss then gets only the labeled rows. (mmdet's mode='tensor' calls head.forward()
+        # directly, which would bypass the head's recorder.)
+        outs = self.student.bbox_head(self.student.extract_feat(batch_inputs))
+        self._record_student_inputs(batch_inputs, data_samples)
+        rows = [i for i, flag in enumerate(labeled) if flag]
+        if not rows:
+            zero = sum(level.sum() for out in outs for level in out) * 0.0
+            return dict(loss_task_no_labeled=zero)
+        index = torch.tensor(rows, device=batch_inputs.device)
+        labeled_outs = [[None if level is None else level[index] for level in out]
+                        for out in outs]
+        gt_instances, gt_ignore, img_metas = unpack_gt_instances(
+            [data_samples[i] for i in rows])
+        return self.student.bbox_head.loss_by_feat(*labeled_outs, gt_instances, img_metas,
+                                                   gt_ignore)
+
+    def _record_student_inputs(self, batch_inputs: torch.Tensor, data_samples: list) -> None:
+        """Record the student's inputs as its forward hook would have: the distiller's
+        recorders on the detector itself (e.g. the GT ``batch`` record of
+        :class:`DenseDetectionDistiller`) fire only when the whole detector is called."""
+        from mmrazor.models.task_modules import ModuleInputsRecorder
+        for recorder in self.distiller.student_recorders.recorders.values():
+            if isinstance(recorder, ModuleInputsRecorder) and recorder.source == '':
+                recorder.forward_hook(self.student, (batch_inputs, data_samples), None)
+
+    @torch.no_grad()
+    def _pseudo_label(self, teacher_outs, data_samples: list,
+                      labeled: List[bool]) -> torch.Tensor:
+        """Give each unlabeled sample the teacher's confident detections as GT.
+
+        Returns:
+            The mean number of pseudo boxes per unlabeled image (0-dim tensor, for the log).
+        """
+        rows = [i for i, flag in enumerate(labeled) if not flag]
+        index = torch.tensor(rows, device=teacher_outs[0][0].device)
+        outs = [[None if level is None else level[index] for level in out]
+                for out in teacher_outs]
+        head = getattr(self.teacher, self.teacher_head)
+        predictions = head.predict_by_feat(
+            *outs, batch_img_metas=[data_samples[i].metainfo for i in rows], rescale=False)
+        count = 0
+        for row, pred in zip(rows, predictions):
+            keep = pred.scores >= self.pseudo_label_thr
+            data_samples[row].gt_instances = InstanceData(bboxes=pred.bboxes[keep],
+                                                          labels=pred.labels[keep])
+            count += int(keep.sum())
+        return torch.tensor(count / len(rows), device=index.device)

@@ -1,0 +1,346 @@
+"""Confidence-guided soft-label distillation: the teacher's confidence makes the soft labels and
+picks the regions, so no ground truth is needed and unlabeled images teach too."""
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmrazor.registry import MODELS
+from torch import Tensor
+
+from kd_det.models.losses.box_distill import giou_distance
+from kd_det.models.losses.feature_imitation import standardized_feature_distance
+from kd_det.models.losses.prediction_kl import softmax_kl
+from kd_det.models.losses.soft_label import soft_label_loss
+from kd_det.models.utils.align import resize_to
+from kd_det.models.utils.confidence import (location_confidence, prediction_discrepancy,
+                                            quality_branch_index, teacher_reliability)
+from kd_det.models.utils.dense_boxes import (box_distributions, box_prediction_kind,
+                                             decode_dense_boxes)
+from kd_det.models.utils.gates import dense_class_probs
+from kd_det.models.utils.hard_samples import (balance_weights, hard_sample_scores,
+                                              weight_statistics)
+from kd_det.models.utils.region_selection import REGION_MODES, select_confident_regions
+from .dense_distiller_base import DenseDetectionDistiller
+
+BOX_LOSSES = ('auto', 'giou', 'distribution_kl', 'none')
+
+
+@MODELS.register_module()
+class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
+    """Soft labels, confident regions and hard-sample weights from the teacher's confidence.
+
+    Per anchor the teacher's **confidence** is its highest class probability, combined with its
+    localisation-quality branch where the head has one (FCOS/ATSS centerness:
+    ``p^(1-a) * q^a``; GFL's score already is IoU-aware). Three terms follow, none of which
+    reads the ground truth, so they work on unlabeled images:
+
+    - **soft-label classification** on every anchor: the student's classifier is trained toward
+      the teacher's probabilities with a focal-style soft BCE (sigmoid heads) or a softmax KL
+      (softmax heads); anchors in confident regions are re-weighted (below), the rest keep
+      weight 1; the sum is divided by the number of anchors in confident regions (at least
+      the batch size), like a detector divides by its positives;
+    - **box distillation** on confident regions: ``1 - GIoU`` between the boxes student and
+      teacher decode with their own heads (delta coders: RetinaNet/ATSS; distance coders:
+      FCOS), or the KL between the box distributions of GFL-type heads (LD);
+    - **confidence-guided feature imitation** on every FPN level: standardised feature
+      distance (see :func:`standardized_feature_distance`) on the confident cells, weighted by
+      the confidence map, normalised per level and averaged over levels.
+
+    Confident **regions** are the feature cells whose best anchor's confidence passes
+    ``region_thr`` (``region='threshold'``) or the ``region_topk`` fraction of most confident
+    cells per image over all levels (``region='topk'``).
+
+    **Adaptive hard-sample weights** inside the regions: ``reliability^tp * (discrepancy +
+    eps)^sp``, where reliability is the confidence times the class margin (low for unsure or
+    ambiguous teachers: teacher-hard samples get less weight) and discrepancy
+    ``max_k |p_s - p_t|`` (student-hard samples get more), normalised to mean 1 over the
+    batch's region anchors and clamped to ``[weight_min, weight_max]``. With
+    ``hard_weighting=False`` the weights are the plain confidences, balanced the same way.
+    Their mean/min/max and the min/max per-image mean are logged (keys without ``loss``).
+
+    The student's FPN levels go through the base class's per-level connectors and are resized
+    to the teacher's grid; student head outputs are resized the same way.
+
+    Args:
+        loss_cls_weight (float): weight of the soft-label classification term. Defaults to 1.0.
+        loss_box_weight (float): weight of the box term. Defaults to 1.0.
+        loss_feat_weight (float): weight of the feature term. Defaults to 1.0.
+        temperature (float): ``T`` of the soft labels (and of the box-distribution KL).
+            Defaults to 1.0.
+        focal_gamma (float): focusing exponent of the soft BCE. Defaults to 2.0.
+        quality_branch (str | int | None): ``'auto'`` uses FCOS/ATSS centerness, an int picks
+            that head output as quality logits, None ignores any quality branch.
+            Defaults to ``'auto'``.
+        quality_power (float): ``a`` in ``p^(1-a) * q^a``. Defaults to 0.5.
+        region (str): ``'threshold'`` or ``'topk'``. Defaults to ``'threshold'``.
+        region_thr (float): confidence threshold of the regions. Defaults to 0.5.
+        region_topk (float): fraction of cells per image in top-k mode. Defaults to 0.01.
+        box_loss (str): ``'auto'`` (distribution KL when both heads are GFL-type with the same
+            ``reg_max``, else GIoU), ``'giou'``, ``'distribution_kl'`` or ``'none'``.
+            Defaults to ``'auto'``.
+        hard_weighting (bool): adaptive hard-sample weights (True) or confidence weights.
+            Defaults to True.
+        teacher_power (float): exponent ``tp`` of the teacher reliability. Defaults to 1.0.
+        student_power (float): exponent ``sp`` of the discrepancy. Defaults to 1.0.
+        discrepancy_eps (float): ``eps`` added to the discrepancy. Defaults to 0.1.
+        weight_min (float): lower bound of a weight. Defaults to 0.25.
+        weight_max (float): upper bound of a weight. Defaults to 4.0.
+        neck_source, head_source: see :class:`DenseDetectionDistiller`; a dense head is
+            required.
+    """
+
+    def __init__(self,
+                 loss_cls_weight: float = 1.0,
+                 loss_box_weight: float = 1.0,
+                 loss_feat_weight: float = 1.0,
+                 temperature: float = 1.0,
+                 focal_gamma: float = 2.0,
+                 quality_branch: Union[str, int, None] = 'auto',
+                 quality_power: float = 0.5,
+                 region: str = 'threshold',
+                 region_thr: float = 0.5,
+                 region_topk: float = 0.01,
+                 box_loss: str = 'auto',
+                 hard_weighting: bool = True,
+                 teacher_power: float = 1.0,
+                 student_power: float = 1.0,
+                 discrepancy_eps: float = 0.1,
+                 weight_min: float = 0.25,
+                 weight_max: float = 4.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if region not in REGION_MODES:
+            raise ValueError(f'region must be one of {REGION_MODES}, got {region!r}')
+        if box_loss not in BOX_LOSSES:
+            raise ValueError(f'box_loss must be one of {BOX_LOSSES}, got {box_loss!r}')
+        if temperature <= 0:
+            raise ValueError(f'temperature must be positive, got {temperature}')
+        if not 0 <= weight_min <= 1 <= weight_max:
+            raise ValueError(f'need 0 <= weight_min <= 1 <= weight_max, got '
+                             f'[{weight_min}, {weight_max}]')
+        self.loss_cls_weight = loss_cls_weight
+        self.loss_box_weight = loss_box_weight
+        self.loss_feat_weight = loss_feat_weight
+        self.temperature = temperature
+        self.focal_gamma = focal_gamma
+        self.quality_branch = quality_branch
+        self.quality_power = quality_power
+        self.region = region
+        self.region_thr = region_thr
+        self.region_topk = region_topk
+        self.box_loss = box_loss
+        self.hard_weighting = hard_weighting
+        self.teacher_power = teacher_power
+        self.student_power = student_power
+        self.discrepancy_eps = discrepancy_eps
+        self.weight_min = weight_min
+        self.weight_max = weight_max
+        # plain dict, not a submodule: the heads already belong to the student and the teacher
+        self._heads: Dict[str, torch.nn.Module] = {}
+
+    # ---- wiring ---------------------------------------------------------------------------------
+    def prepare_from_student(self, model) -> None:
+        super().prepare_from_student(model)
+        self._heads['student'] = self._dense_head(model, 'student')
+
+    def prepare_from_teacher(self, model) -> None:
+        super().prepare_from_teacher(model)
+        self._heads['teacher'] = self._dense_head(model, 'teacher')
+
+    def _dense_head(self, model, role: str):
+        spec = self._head_specs.get(role)
+        if spec is None:
+            raise ValueError(f'{type(self).__name__} needs a dense head on the {role} '
+                             f'({type(model).__name__} has none found with head_source='
+                             f'{self.head_source!r}): the teacher confidence comes from it')
+        return getattr(model, spec[2])
+
+    def _quality_index(self) -> Optional[int]:
+        if self.quality_branch == 'auto':
+            return quality_branch_index(self._heads['teacher'])
+        return self.quality_branch
+
+    def _box_mode(self) -> str:
+        if self.box_loss != 'auto':
+            return self.box_loss
+        kinds = {box_prediction_kind(self._heads[role]) for role in ('student', 'teacher')}
+        if kinds == {'distribution'} and len(
+                {self._heads[role].reg_max for role in ('student', 'teacher')}) == 1:
+            return 'distribution_kl'
+        if None in kinds:
+            names = [type(self._heads[role]).__name__ for role in ('student', 'teacher')]
+            raise ValueError(f'box distillation cannot decode the boxes of {names} (kd_det '
+                             'decodes RetinaNet/ATSS/RPN, FCOS and GFL heads); set the '
+                             "distiller's box_loss='none'")
+        return 'giou'
+
+    # ---- per-location analysis ------------------------------------------------------------------
+    def _analyse(self) -> dict:
+        """Everything the losses and the pictures need, from the last recorded step.
+
+        Returns a dict with per-level lists (N = images, A = anchors, (H, W) = the teacher's
+        grid of that level): ``confidence`` (N, A, H, W), ``cell_confidence`` and ``region``
+        (N, H, W), ``cls_loss`` (N, A, H, W, attached), ``feat_distance`` (N, H, W, attached),
+        ``box_distance`` (N, A, H, W, attached, or None), and flat (N, M) ``region_mask`` /
+        ``region_weight`` over all levels' anchors.
+        """
+        cls_out_channels, use_sigmoid, _ = self.head_spec
+        student_feats = self.record('feats', from_student=True)
+        teacher_feats = self.record('feats', from_student=False)
+        student_head = self.record('head', from_student=True)
+        teacher_head = self.record('head', from_student=False)
+        quality_index = self._quality_index()
+
+        confidences, cell_confidences, cls_losses, reliabilities, discrepancies = [], [], [], [], []
+        for level, (s_logits, t_logits) in enumerate(zip(student_head[0], teacher_head[0])):
+            t_logits = t_logits.detach()
+            s_logits = resize_to(s_logits, t_logits)
+            if s_logits.shape[1] != t_logits.shape[1]:
+                raise ValueError(
+                    f'level {level}: the student predicts {s_logits.shape[1]} class channels '
+                    f'per location, the teacher {t_logits.shape[1]}; soft labels need the same '
+                    'anchors per location (same anchor generator) in both heads')
+            with torch.no_grad():
+                t_probs = dense_class_probs(t_logits, cls_out_channels, use_sigmoid)
+                s_probs = dense_class_probs(s_logits.detach(), cls_out_channels, use_sigmoid)
+                quality = None if quality_index is None else \
+                    teacher_head[quality_index][level].detach()
+                confidence = location_confidence(t_probs, use_sigmoid, quality,
+                                                 self.quality_power)
+                reliabilities.append(teacher_reliability(t_probs, confidence, use_sigmoid))
+                discrepancies.append(prediction_discrepancy(s_probs, t_probs))
+            n, channels, h, w = s_logits.shape
+            per_anchor = (n, channels // cls_out_channels, cls_out_channels, h, w)
+            cls_losses.append(soft_label_loss(
+                s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                t_logits.view(per_anchor).permute(0, 1, 3, 4, 2), use_sigmoid,
+                self.focal_gamma, self.temperature))
+            confidences.append(confidence)
+            cell_confidences.append(confidence.amax(dim=1))
+
+        regions = select_confident_regions(cell_confidences, self.region, self.region_thr,
+                                           self.region_topk)
+        region_mask = _flat([r[:, None].expand_as(c) for r, c in zip(regions, confidences)])
+        if self.hard_weighting:
+            scores = hard_sample_scores(_flat(reliabilities), _flat(discrepancies),
+                                        self.teacher_power, self.student_power,
+                                        self.discrepancy_eps)
+        else:
+            scores = _flat(confidences)
+        region_weight = balance_weights(scores, region_mask, self.weight_min, self.weight_max)
+
+        feat_distances = []
+        for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
+            t_feat = t_feat.detach()
+            s_feat = resize_to(self.feature_connectors[level](s_feat), t_feat)
+            feat_distances.append(standardized_feature_distance(s_feat, t_feat))
+
+        return dict(confidence=confidences, cell_confidence=cell_confidences, region=regions,
+                    cls_loss=cls_losses, feat_distance=feat_distances,
+                    box_distance=self._box_distances(student_head[1], teacher_head[1]),
+                    region_mask=region_mask, region_weight=region_weight)
+
+    def _box_distances(self, student_boxes: List[Tensor],
+                       teacher_boxes: List[Tensor]) -> Optional[List[Tensor]]:
+        """Per level (N, A, H, W) box distances on the teacher's grid, or None."""
+        mode = self._box_mode()
+        if mode == 'none':
+            return None
+        if mode == 'distribution_kl':
+            reg_max = self._heads['teacher'].reg_max
+            distances = []
+            for s_pred, t_pred in zip(student_boxes, teacher_boxes):
+                t_dist = box_distributions(t_pred.detach(), reg_max)
+                s_dist = box_distributions(resize_to(s_pred, t_pred), reg_max)
+                # (N, A, 4, R+1, H, W) -> (N, A, H, W, 4, R+1); KL summed over the 4 sides
+                kl = softmax_kl(s_dist.permute(0, 1, 4, 5, 2, 3),
+                                t_dist.permute(0, 1, 4, 5, 2, 3), self.temperature)
+                distances.append(kl.sum(dim=-1))
+            return distances
+        with torch.no_grad():
+            t_decoded = decode_dense_boxes(self._heads['teacher'],
+                                           [p.detach() for p in teacher_boxes])
+        s_decoded = decode_dense_boxes(self._heads['student'], student_boxes)
+        distances = []
+        for s_box, t_box in zip(s_decoded, t_decoded):
+            n, a, _, h, w = t_box.shape
+            s_box = resize_to(s_box.flatten(1, 2), t_box.flatten(1, 2)).view(n, -1, 4, h, w)
+            if s_box.shape[1] != a:
+                raise ValueError(f'the student decodes {s_box.shape[1]} boxes per location, '
+                                 f'the teacher {a}; use the same anchors in both heads')
+            distances.append(giou_distance(s_box.permute(0, 1, 3, 4, 2),
+                                           t_box.permute(0, 1, 3, 4, 2)))
+        return distances
+
+    # ---- losses ---------------------------------------------------------------------------------
+    def compute_distill_losses(self) -> Dict[str, Tensor]:
+        """Distillation losses and confidence/weight statistics of the last recorded step.
+
+        Returns:
+            ``loss_soft_cls``, ``loss_soft_box`` (unless ``box_loss='none'``) and
+            ``loss_conf_feat`` (weighted, summed into the total loss), and the logged-only
+            ``region_ratio`` (fraction of cells selected), ``region_confidence`` (mean teacher
+            confidence on them) and ``hard_weight_{mean,min,max,img_min,img_max}``.
+        """
+        maps = self._analyse()
+        region_mask, region_weight = maps['region_mask'], maps['region_weight']
+        n = region_mask.shape[0]
+
+        # classification: region anchors re-weighted, every other anchor weight 1
+        cls_weight = torch.where(region_mask, region_weight, torch.ones_like(region_weight))
+        cls_loss = _flat(maps['cls_loss'])
+        avg_factor = max(float(region_mask.sum()), float(n))
+        losses = dict(loss_soft_cls=self.loss_cls_weight * (cls_loss * cls_weight).sum() /
+                      avg_factor)
+
+        if maps['box_distance'] is not None:
+            box = _flat(maps['box_distance'])
+            losses['loss_soft_box'] = self.loss_box_weight * (box * region_weight).sum() / \
+                region_weight.sum().clamp(min=1e-12)
+
+        # features: per level, the cell weight is the mean region weight of its anchors
+        level_weights = _unflat(region_weight, maps['confidence'])
+        feat_terms = []
+        for distance, weight in zip(maps['feat_distance'], level_weights):
+            cell_weight = weight.mean(dim=1)
+            if cell_weight.sum() > 0:
+                feat_terms.append((distance * cell_weight).sum() / cell_weight.sum())
+        feat = torch.stack(feat_terms).mean() if feat_terms else \
+            maps['feat_distance'][0].sum() * 0.0
+        losses['loss_conf_feat'] = self.loss_feat_weight * feat
+
+        cells = sum(r.numel() for r in maps['region'])
+        selected = sum(float(r.sum()) for r in maps['region'])
+        device = region_mask.device
+        losses['region_ratio'] = torch.tensor(selected / max(cells, 1), device=device)
+        region_conf = torch.cat([c[r] for c, r in zip(maps['cell_confidence'], maps['region'])])
+        losses['region_confidence'] = region_conf.mean() if region_conf.numel() else \
+            torch.zeros((), device=device)
+        for key, value in weight_statistics(region_weight, region_mask).items():
+            losses[f'hard_weight_{key}'] = value.detach()
+        return losses
+
+    def confidence_maps(self) -> List[Dict[str, Tensor]]:
+        """Per-level maps of the last recorded step, for pictures.
+
+        Returns:
+            One dict per level with (N, H, W) tensors on the teacher's grid: ``confidence``
+            (best anchor), ``region`` (bool) and ``weight`` (mean region weight of the cell's
+            anchors, 0 outside the regions).
+        """
+        with torch.no_grad():
+            maps = self._analyse()
+        weights = _unflat(maps['region_weight'], maps['confidence'])
+        return [dict(confidence=conf, region=region, weight=weight.mean(dim=1))
+                for conf, region, weight in zip(maps['cell_confidence'], maps['region'],
+                                                weights)]
+
+
+def _flat(per_level: List[Tensor]) -> Tensor:
+    """Per-level (N, ...) tensors as one (N, M) tensor."""
+    return torch.cat([t.reshape(t.shape[0], -1) for t in per_level], dim=1)
+
+
+def _unflat(flat: Tensor, like: List[Tensor]) -> List[Tensor]:
+    """Inverse of :func:`_flat` with the shapes of ``like``."""
+    sizes = [t[0].numel() for t in like]
+    return [part.reshape(t.shape) for part, t in zip(flat.split(sizes, dim=1), like)]
