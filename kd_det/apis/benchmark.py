@@ -37,6 +37,9 @@ class Method:
     config: str
     role: str  # 'teacher', 'student' or 'distill'
     cfg_options: Dict[str, object] = field(default_factory=dict)
+    # (lower, upper) method names: the row reports how much of the mAP gap between them it
+    # closes; distillation rows default to (student, teacher)
+    gap_between: Optional[Sequence[str]] = None
 
     @property
     def slug(self) -> str:
@@ -51,11 +54,20 @@ def load_methods(spec) -> List[Method]:
                       dict(spec.student.get('cfg_options', {})))]
     for item in spec.get('methods', []):
         # role 'student' for a method that trains without the teacher (e.g. another neck)
-        methods.append(Method(item['name'], item['config'], item.get('role', 'distill'),
-                              dict(item.get('cfg_options', {}))))
+        role = item.get('role', 'distill')
+        gap_between = item.get('gap_between')
+        if gap_between is None and role == 'distill':
+            gap_between = (methods[1].name, methods[0].name)
+        methods.append(Method(item['name'], item['config'], role,
+                              dict(item.get('cfg_options', {})), gap_between))
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f'method names must be unique, got {names}')
+    for method in methods:
+        unknown = [n for n in (method.gap_between or ()) if n not in names]
+        if unknown:
+            raise ValueError(f'benchmark method {method.name!r}: gap_between names unknown '
+                             f'methods {unknown}; known: {names}')
     for method in methods:
         if not osp.isfile(method.config):
             raise FileNotFoundError(f'benchmark method {method.name!r}: config '
@@ -279,6 +291,7 @@ class Benchmark:
             if method.name in step:
                 row.update({f'timing_{k}': v for k, v in step[method.name].items()})
             rows.append(row)
+        add_gap_closed(rows, {m.name: m for m in self.methods})
         return rows
 
     def write_reports(self, rows: List[dict]) -> Dict[str, str]:
@@ -330,6 +343,22 @@ def collect_run_result(work_dir: str) -> dict:
     return result
 
 
+def add_gap_closed(rows: List[dict], methods: Dict[str, Method]) -> None:
+    """Set ``gap_closed`` (%) on rows whose method names a ``gap_between`` pair that both ran.
+
+    ``gap_closed = 100 * (mAP - mAP_lower) / (mAP_upper - mAP_lower)`` on the mean mAPs: 100 %
+    matches the upper row (e.g. the teacher), 0 % the lower one (e.g. the student alone).
+    """
+    by_name = {row['method']: row for row in rows}
+    for row in rows:
+        pair = methods[row['method']].gap_between if row['method'] in methods else None
+        if not pair or pair[0] not in by_name or pair[1] not in by_name:
+            continue
+        lower, upper = by_name[pair[0]]['mAP'], by_name[pair[1]]['mAP']
+        if upper != lower:
+            row['gap_closed'] = 100.0 * (row['mAP'] - lower) / (upper - lower)
+
+
 def write_csv(path: str, rows: List[dict]) -> None:
     keys: List[str] = []
     for row in rows:
@@ -349,9 +378,14 @@ def markdown_table(rows: List[dict]) -> str:
     header = ['method', 'seeds', 'mAP', 'AP50', 'APs', 'APm', 'APl', 'params (M)', 'FLOPs (G)',
               'latency PyTorch (ms)', 'latency ORT (ms)', 'train step (ms)',
               'step / student step', 'step / (student step + teacher fwd)']
+    with_gap = any('gap_closed' in row for row in rows)
+    if with_gap:
+        header.insert(3, 'gap closed')
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in rows:
         cells = [row['method'], str(row['seeds'])] + [_pm(row, n) for n in METRIC_NAMES]
+        if with_gap:
+            cells.insert(3, f'{row["gap_closed"]:.0f} %' if 'gap_closed' in row else '-')
         cells.append(f'{row["params"] / 1e6:.2f}' if 'params' in row else '-')
         cells.append(f'{row["flops"] / 1e9:.2f}' if 'flops' in row else '-')
         cells.append(f'{row["latency_torch_ms"]:.1f}' if 'latency_torch_ms' in row else '-')

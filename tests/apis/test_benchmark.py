@@ -1,0 +1,117 @@
+"""Benchmark bookkeeping on hand-written run results: aggregation, gap closed, reports, resume."""
+import csv
+import json
+import os
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from kd_det.apis.benchmark import Benchmark, markdown_table
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+STUDENT = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
+TEACHER = 'configs/embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py'
+DCD = 'configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py'
+
+
+def make_spec(work_root, **extra):
+    spec = dict(work_root=work_root,
+                teacher=dict(name='teacher', config=osp.join(REPO_ROOT, TEACHER)),
+                student=dict(name='student', config=osp.join(REPO_ROOT, STUDENT)),
+                methods=[dict(name='distilled', config=osp.join(REPO_ROOT, DCD))],
+                seeds=[0, 1], teacher_seed=0, teacher_seeds=[0])
+    spec.update(extra)
+    return Config(spec)
+
+
+def write_result(bench, name, seed, mAP):
+    method = next(m for m in bench.methods if m.name == name)
+    run_dir = bench.run_dir(method, seed)
+    os.makedirs(run_dir, exist_ok=True)
+    result = dict(mAP=mAP, AP50=2 * mAP, APs=mAP, APm=mAP, APl=mAP, step_time_s=0.5,
+                  checkpoint=osp.join(run_dir, 'epoch_1.pth'), method=name, seed=seed,
+                  wall_time_s=1.0)
+    with open(osp.join(run_dir, 'result.json'), 'w') as f:
+        json.dump(result, f)
+
+
+def test_rows_average_seeds_and_report_the_gap_closed(tmp_path):
+    bench = Benchmark(make_spec(str(tmp_path)))
+    write_result(bench, 'teacher', 0, 40.0)
+    write_result(bench, 'student', 0, 20.0)
+    write_result(bench, 'student', 1, 22.0)
+    write_result(bench, 'distilled', 0, 30.0)
+    write_result(bench, 'distilled', 1, 34.0)
+    rows = {row['method']: row for row in bench.rows()}
+    assert rows['teacher']['seeds'] == 1 and rows['student']['seeds'] == 2
+    assert rows['student']['mAP'] == pytest.approx(21.0)
+    assert rows['student']['mAP_std'] == pytest.approx(2 ** 0.5)
+    # (32 - 21) / (40 - 21)
+    assert rows['distilled']['gap_closed'] == pytest.approx(100 * 11 / 19)
+    assert 'gap_closed' not in rows['student'] and 'gap_closed' not in rows['teacher']
+    table = markdown_table(list(rows.values()))
+    assert '| gap closed |' in table.splitlines()[0]
+    assert '| distilled | 2 | 32.0 ± 2.8 | 58 % |' in table
+
+
+def test_gap_between_names_any_pair_and_unknown_names_fail(tmp_path):
+    methods = [dict(name='distilled', config=osp.join(REPO_ROOT, DCD),
+                    gap_between=('student', 'other student')),
+               dict(name='other student', role='student', config=osp.join(REPO_ROOT, STUDENT))]
+    bench = Benchmark(make_spec(str(tmp_path), methods=methods, seeds=[0]))
+    for name, mAP in [('teacher', 50.0), ('student', 10.0), ('other student', 20.0),
+                      ('distilled', 15.0)]:
+        write_result(bench, name, 0, mAP)
+    rows = {row['method']: row for row in bench.rows()}
+    assert rows['distilled']['gap_closed'] == pytest.approx(50.0)
+    assert 'gap_closed' not in rows['other student']
+
+    methods[0]['gap_between'] = ('student', 'nobody')
+    with pytest.raises(ValueError, match="gap_between names unknown methods \\['nobody'\\]"):
+        Benchmark(make_spec(str(tmp_path), methods=methods))
+
+
+def test_reports_are_written_and_finished_runs_are_not_rerun(tmp_path, monkeypatch, capsys):
+    bench = Benchmark(make_spec(str(tmp_path)))
+    write_result(bench, 'teacher', 0, 40.0)
+    write_result(bench, 'student', 0, 20.0)
+    trained = []
+
+    def fake_train(method, seed):
+        trained.append((method.name, seed))
+        write_result(bench, method.name, seed, 25.0)
+        return bench.result_of(method, seed)
+
+    monkeypatch.setattr(bench, 'train_one', fake_train)
+    bench.run(jobs=2)
+    # the teacher and the seed-0 student were done: only the other runs train
+    assert sorted(trained) == [('distilled', 0), ('distilled', 1), ('student', 1)]
+    assert 'teacher seed 0: done earlier, skipped' in capsys.readouterr().out
+
+    paths = bench.write_reports(bench.rows())
+    with open(paths['csv']) as f:
+        per_seed = list(csv.DictReader(f))
+    assert len(per_seed) == 5 and 'checkpoint' not in per_seed[0]
+    with open(paths['markdown']) as f:
+        assert f.read().startswith('| method | seeds | mAP | gap closed |')
+    assert osp.isfile(paths['plot'])
+
+
+def test_a_failed_run_does_not_stop_independent_runs(tmp_path, monkeypatch, capsys):
+    bench = Benchmark(make_spec(str(tmp_path)))
+    write_result(bench, 'teacher', 0, 40.0)
+    trained = []
+
+    def flaky_train(method, seed):
+        if (method.name, seed) == ('student', 0):
+            raise RuntimeError('training student (seed 0) failed with exit code 1')
+        trained.append((method.name, seed))
+        write_result(bench, method.name, seed, 25.0)
+        return bench.result_of(method, seed)
+
+    monkeypatch.setattr(bench, 'train_one', flaky_train)
+    with pytest.raises(RuntimeError, match='1 run\\(s\\) failed; first: training student'):
+        bench.run(jobs=1)
+    assert len(trained) == 3
+    assert 'student seed 0: FAILED' in capsys.readouterr().out
