@@ -1,6 +1,6 @@
 """The README demo: generate the embedded dataset, train teacher and student, print a table.
 
-    python tools/demo.py            # full schedules (teacher 24 epochs, student 12)
+    python tools/demo.py            # the embedded schedules (teacher 16 epochs, student 8)
     python tools/demo.py --quick    # a few epochs on a smaller dataset, for a first look
 """
 import argparse

@@ -27,21 +27,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
-    from mmrazor.registry import MODELS
 
-    import kd_det  # noqa: F401
-    from kd_det.apis.runner import load_config
-    from kd_det.utils.checkpoint import load_state_dict_strict
+    from kd_det.apis.runner import build_distill_algorithm
     from kd_det.visualization.distill_maps import collect_distill_maps, draw_distill_maps
-    cfg = load_config(args.config, cfg_options=args.cfg_options)
-    if args.teacher_ckpt:
-        cfg.model.teacher_ckpt = args.teacher_ckpt
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    algorithm = MODELS.build(cfg.model)
-    if args.checkpoint:
-        load_state_dict_strict(algorithm, args.checkpoint, role='distillation')
+    cfg, algorithm = build_distill_algorithm(args.config, args.checkpoint, args.teacher_ckpt,
+                                             args.cfg_options)
     loader_cfg = Config(cfg[f'{args.split}_dataloader'].to_dict())
     loader_cfg.batch_size = 1
     loader_cfg.num_workers = 0

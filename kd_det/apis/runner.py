@@ -88,6 +88,29 @@ def build_test_runner(config: str, checkpoint: str, work_dir: Optional[str] = No
     return Runner.from_cfg(cfg)
 
 
+def build_distill_algorithm(config: str, checkpoint: Optional[str] = None,
+                            teacher_ckpt: Optional[str] = None,
+                            cfg_options: Optional[dict] = None):
+    """A distillation algorithm from its config, for inspection tools (no Runner, no data).
+
+    The teacher loads ``teacher_ckpt`` (default: the config's ``model.teacher_ckpt``); a
+    distillation ``checkpoint`` then loads strictly into the whole algorithm. Returns
+    ``(cfg, algorithm)``.
+    """
+    from mmengine.registry import init_default_scope
+    from mmrazor.registry import MODELS
+
+    from kd_det.utils.checkpoint import load_state_dict_strict
+    cfg = load_config(config, cfg_options=cfg_options)
+    if teacher_ckpt:
+        cfg.model.teacher_ckpt = teacher_ckpt
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    algorithm = MODELS.build(cfg.model)
+    if checkpoint:
+        load_state_dict_strict(algorithm, checkpoint, role='distillation')
+    return cfg, algorithm
+
+
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 

@@ -5,6 +5,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .distill_maps import save_figure
+
 
 def collect_confidence_maps(algorithm, inputs: torch.Tensor,
                             data_samples: Optional[Sequence] = None) -> List[Dict[str, object]]:
@@ -117,10 +119,4 @@ def draw_confidence_maps(entry: Dict[str, object], out_file: str, title: str = '
     shown = axes[3].imshow(weights, cmap='magma', alpha=0.85)
     fig.colorbar(shown, ax=axes[3], fraction=0.046)
     axes[3].set_title('hard-sample weight on regions', fontsize=9)
-    for ax in axes:
-        ax.axis('off')
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
+    save_figure(fig, axes, out_file, title)

@@ -84,7 +84,13 @@ def draw_distill_maps(entry: Dict[str, np.ndarray], out_file: str,
             fig.colorbar(shown, ax=ax, fraction=0.046)
             ax.set_title(f'{name}, P{level + 3}' if len(available) == 5 else
                          f'{name}, level {level}', fontsize=9)
-    for ax in axes.flat:
+    save_figure(fig, axes.flat, out_file, title)
+
+
+def save_figure(fig, axes, out_file: str, title: str = '') -> None:
+    """Hide the axes' frames, add the title, write ``out_file`` (PNG) and free the figure."""
+    import matplotlib.pyplot as plt
+    for ax in axes:
         ax.axis('off')
     if title:
         fig.suptitle(title, fontsize=10)

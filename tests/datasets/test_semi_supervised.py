@@ -23,19 +23,6 @@ PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bb
             dict(type='PackDetInputs')]
 
 
-@pytest.fixture(autouse=True)
-def _no_default_scope():
-    """Run without a process-wide default scope and leave none behind: a Runner (or a tool,
-    or an earlier test) makes its config's scope the default, and mmrazor's registry then
-    looks algorithms up in that scope instead of its own."""
-    from mmengine.registry import DefaultScope
-    saved = dict(DefaultScope._instance_dict)
-    DefaultScope._instance_dict.clear()
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 def test_labeled_ids_are_deterministic_sized_and_order_free():
     ids = list(range(1, 101))
     chosen = labeled_image_ids(ids, 0.1, seed=0)

@@ -23,19 +23,6 @@ CSL = dict(type='ConfidenceSoftLabelDistiller')
 HEAD_KINDS = ['retinanet', 'fcos', 'atss', 'gfl']
 
 
-@pytest.fixture(autouse=True)
-def _no_default_scope():
-    """Run without a process-wide default scope and leave none behind: a Runner (or a tool,
-    or an earlier test) makes its config's scope the default, and mmrazor's registry then
-    looks algorithms up in that scope instead of its own."""
-    from mmengine.registry import DefaultScope
-    saved = dict(DefaultScope._instance_dict)
-    DefaultScope._instance_dict.clear()
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
 # ---- soft-label, box and feature losses on hand-made tensors ------------------------------------
 def test_soft_focal_bce_known_values():
     # student p = 0.5 (logit 0), teacher 1: BCE = ln 2, modulation |0.5 - 1|^2 = 0.25

@@ -11,17 +11,6 @@ PKD_CONFIG = osp.join(REPO_ROOT, 'configs/mmrazor_baselines/pkd_fpn_embedded.py'
 __all__ = ['DCD_CONFIG', 'PKD_CONFIG', 'STUDENT_CONFIG', 'TEACHER_CONFIG']
 
 
-@pytest.fixture(autouse=True)
-def restore_default_scope():
-    """Building a Runner makes its config's scope the process-wide default (mmengine's
-    DefaultScope); later tests that build from mmrazor's registry without a scope need none."""
-    from mmengine.registry import DefaultScope
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        DefaultScope._instance_dict.pop(name)
-
-
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
     """16 train / 8 val images of the embedded dataset; copy it before changing it."""

@@ -13,7 +13,7 @@ from kd_det.datasets.data_faults import (DataFaultError, FaultTolerantDataset,
                                          SafeLoadImageFromFile, image_bytes_fault)
 from kd_det.engine.hooks.data_fault_hook import DROPPED_BOXES, SKIPPED_IMAGES
 from reliability_helpers import (STUDENT_CONFIG, child_config, options, own_data,  # noqa: F401
-                                 restore_default_scope, tiny_data)
+                                 tiny_data)
 
 # the documented config lines (docs/reliability.md)
 WRAPPED = '\n'.join([

@@ -11,7 +11,7 @@ from kd_det.engine.hooks.nan_guard_hook import (SKIPPED_STEPS, NonFiniteLossErro
                                                 non_finite_losses)
 from kd_det.utils.checkpoint import load_checkpoint_file
 from reliability_helpers import (DCD_CONFIG, STUDENT_CONFIG, options,  # noqa: F401
-                                 restore_default_scope, teacher_ckpt, tiny_data)
+                                 teacher_ckpt, tiny_data)
 
 
 def test_non_finite_losses_names_only_summed_terms():

@@ -14,7 +14,7 @@ from kd_det.apis.runner import build_test_runner, build_train_runner
 from kd_det.utils.checkpoint import CheckpointMismatchError
 from reliability_helpers import (DCD_CONFIG, PKD_CONFIG, STUDENT_CONFIG,  # noqa: F401
                                  TEACHER_CONFIG, child_config, options, own_data,
-                                 restore_default_scope, save_model_checkpoint, teacher_ckpt,
+                                 save_model_checkpoint, teacher_ckpt,
                                  tiny_data)
 
 

@@ -20,7 +20,7 @@ from kd_det.engine.hooks.data_fault_hook import SKIPPED_IMAGES
 from kd_det.engine.hooks.nan_guard_hook import SKIPPED_STEPS
 from kd_det.utils.checkpoint import latest_complete_checkpoint, load_checkpoint_file
 from reliability_helpers import (DCD_CONFIG, child_config, options, own_data,  # noqa: F401
-                                 restore_default_scope, teacher_ckpt, tiny_data)
+                                 teacher_ckpt, tiny_data)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))

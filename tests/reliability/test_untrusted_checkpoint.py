@@ -11,7 +11,7 @@ import torch
 from kd_det.apis.runner import build_test_runner, build_train_runner
 from kd_det.utils.checkpoint import UnsafeCheckpointError
 from reliability_helpers import (DCD_CONFIG, STUDENT_CONFIG, options,  # noqa: F401
-                                 restore_default_scope, tiny_data)
+                                 tiny_data)
 
 
 class RunsCode:

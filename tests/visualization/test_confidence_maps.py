@@ -3,7 +3,6 @@ import os.path as osp
 import sys
 
 import numpy as np
-import pytest
 
 from conftest import REPO_ROOT
 from models.tiny_detectors import build_distill, fake_batch
@@ -11,19 +10,6 @@ from kd_det.visualization.confidence_maps import (collect_confidence_maps, combi
                                                   draw_confidence_maps)
 
 CSL_CONFIG = osp.join(REPO_ROOT, 'configs/confidence_soft_label/csl_retinanet_mnv2_embedded.py')
-
-
-@pytest.fixture(autouse=True)
-def _no_default_scope():
-    """Run without a process-wide default scope and leave none behind: a Runner (or a tool,
-    or an earlier test) makes its config's scope the default, and mmrazor's registry then
-    looks algorithms up in that scope instead of its own."""
-    from mmengine.registry import DefaultScope
-    saved = dict(DefaultScope._instance_dict)
-    DefaultScope._instance_dict.clear()
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
 
 
 def test_maps_per_image_and_level_and_png(tmp_path):
