@@ -1,7 +1,8 @@
 # Teacher: the student's detector at full width (MobileNetV2-1.0, 128-channel FPN and head)
 # trained twice as long (16 epochs vs 8), at half the student's learning rate (the wider head has
-# no normalisation and diverged at 2e-3 from scratch). ResNet teachers barely learn from scratch on CPU-sized schedules here, so
-# "bigger" comes from the family that does train (README, "Choosing the pair").
+# no normalisation and diverged at 2e-3 from scratch). ResNet teachers barely learn from scratch
+# on CPU-sized schedules here, so "bigger" comes from the family that does train (README,
+# "Choosing the pair").
 _base_ = './retinanet_mnv2-w05-fpn64_8e_embedded.py'
 
 max_epochs = 16
