@@ -370,6 +370,8 @@ def write_csv(path: str, rows: List[dict]) -> None:
 
 
 def _pm(row: dict, name: str) -> str:
+    if row[name] < 0:  # COCOeval's -1: no ground truth of that size in the evaluation set
+        return 'n/a'
     return f'{row[name]:.1f} ± {row[name + "_std"]:.1f}'
 
 

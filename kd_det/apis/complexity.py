@@ -45,8 +45,9 @@ def params_and_flops(detector: nn.Module, input_shape: Sequence[int] = (3, 192, 
     """Parameter count and FLOPs (mmengine's FlopAnalyzer) at batch 1.
 
     Returns:
-        ``dict(params=int, flops=int)``; FLOPs count one multiply-add as one FLOP, as mmengine
-        and mmdet's get_flops report them.
+        ``dict(params=int, flops=int, <part>_flops=int, ...)`` with one ``<part>_flops`` for
+        each of backbone, neck and bbox_head the detector has; FLOPs count one multiply-add as
+        one FLOP, as mmengine and mmdet's get_flops report them.
     """
     from mmengine.analysis import FlopAnalyzer
     network = DenseForward(detector).eval()
@@ -56,8 +57,13 @@ def params_and_flops(detector: nn.Module, input_shape: Sequence[int] = (3, 192, 
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         flops = int(analyzer.total())
+        by_module = analyzer.by_module()
     params = sum(p.numel() for p in network.detector.parameters())
-    return dict(params=params, flops=flops)
+    result = dict(params=params, flops=flops)
+    for part in ('backbone', 'neck', 'bbox_head'):
+        if getattr(detector, part, None) is not None:
+            result[f'{part}_flops'] = int(by_module.get(f'detector.{part}', 0))
+    return result
 
 
 def median_latency_ms(run: Callable[[], object], warmup: int = 10, repeats: int = 50) -> float:

@@ -77,14 +77,20 @@ def deployment_table(results: Dict[str, dict], reference: str = None) -> str:
     (default: the first model)."""
     reference = reference or next(iter(results))
     ref = results[reference]
-    lines = ['| model | params (M) | FLOPs (G) | PyTorch ms | ORT ms | FLOPs / ref | '
-             'PyTorch / ref | ORT / ref | ONNX max abs diff |', '|' + '---|' * 9]
+    lines = ['| model | params (M) | FLOPs (G) | neck FLOPs (M) | PyTorch ms | ORT ms | '
+             'FLOPs / ref | neck FLOPs / ref | PyTorch / ref | ORT / ref | ONNX max abs diff |',
+             '|' + '---|' * 11]
+    def ratio(value, reference_value):
+        return f'{value / reference_value:.2f}' if value is not None and reference_value else '-'
+
     for name, r in results.items():
-        lines.append(
-            f'| {name} | {r["params"] / 1e6:.3f} | {r["flops"] / 1e9:.3f} | '
-            f'{r["latency_torch_ms"]:.2f} | {r["latency_ort_ms"]:.2f} | '
-            f'{r["flops"] / ref["flops"]:.2f} | '
-            f'{r["latency_torch_ms"] / ref["latency_torch_ms"]:.2f} | '
-            f'{r["latency_ort_ms"] / ref["latency_ort_ms"]:.2f} | '
-            f'{r["onnx_max_abs_diff"]:.1e} |')
+        neck = r.get('neck_flops')
+        cells = [name, f'{r["params"] / 1e6:.3f}', f'{r["flops"] / 1e9:.3f}',
+                 f'{neck / 1e6:.1f}' if neck is not None else '-',
+                 f'{r["latency_torch_ms"]:.2f}', f'{r["latency_ort_ms"]:.2f}',
+                 ratio(r['flops'], ref['flops']), ratio(neck, ref.get('neck_flops')),
+                 ratio(r['latency_torch_ms'], ref['latency_torch_ms']),
+                 ratio(r['latency_ort_ms'], ref['latency_ort_ms']),
+                 f'{r["onnx_max_abs_diff"]:.1e}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

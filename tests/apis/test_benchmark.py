@@ -50,7 +50,9 @@ def test_rows_average_seeds_and_report_the_gap_closed(tmp_path):
     # (32 - 21) / (40 - 21)
     assert rows['distilled']['gap_closed'] == pytest.approx(100 * 11 / 19)
     assert 'gap_closed' not in rows['student'] and 'gap_closed' not in rows['teacher']
+    rows['student']['APl'] = -100.0  # COCOeval: no large objects in the evaluation set
     table = markdown_table(list(rows.values()))
+    assert '| student | 2 | 21.0 ± 1.4 | - | 42.0 ± 2.8 | 21.0 ± 1.4 | 21.0 ± 1.4 | n/a |' in table
     assert '| gap closed |' in table.splitlines()[0]
     assert '| distilled | 2 | 32.0 ± 2.8 | 58 % |' in table
 
@@ -115,3 +117,20 @@ def test_a_failed_run_does_not_stop_independent_runs(tmp_path, monkeypatch, caps
         bench.run(jobs=1)
     assert len(trained) == 3
     assert 'student seed 0: FAILED' in capsys.readouterr().out
+
+
+def test_deployment_table_reports_ratios_against_the_first_model():
+    from kd_det.apis.deployment import deployment_table
+    common = dict(onnx_max_abs_diff=1e-7)
+    results = {
+        'FPN': dict(params=1_000_000, flops=200_000_000, neck_flops=40_000_000,
+                    latency_torch_ms=20.0, latency_ort_ms=10.0, **common),
+        'BiFPN': dict(params=800_000, flops=150_000_000, neck_flops=10_000_000,
+                      latency_torch_ms=30.0, latency_ort_ms=5.0, **common),
+        'no parts': dict(params=500_000, flops=100_000_000, latency_torch_ms=10.0,
+                         latency_ort_ms=10.0, **common)}
+    lines = deployment_table(results).splitlines()
+    assert lines[0].startswith('| model | params (M) | FLOPs (G) | neck FLOPs (M) |')
+    assert lines[3] == ('| BiFPN | 0.800 | 0.150 | 10.0 | 30.00 | 5.00 | 0.75 | 0.25 | 1.50 | '
+                        '0.50 | 1.0e-07 |')
+    assert lines[4].startswith('| no parts | 0.500 | 0.100 | - | 10.00 | 10.00 | 0.50 | - |')

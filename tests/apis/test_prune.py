@@ -73,10 +73,15 @@ def test_exact_pruning_keeps_outputs_shrinks_and_reloads(sparse_checkpoint, tmp_
         assert report['channels'][name] == [total - count, total]
     assert report['dropped_edges'] == sorted(ZEROED_EDGES)
     # reported params/FLOPs are those of the two models, and they shrink
-    assert (report['params_before'], report['flops_before']) == tuple(
-        params_and_flops(model, (3, 160, 160)).values())
-    assert (report['params_after'], report['flops_after']) == tuple(
-        params_and_flops(reloaded, (3, 160, 160)).values())
+    before, after = (params_and_flops(m, (3, 160, 160)) for m in (model, reloaded))
+    assert (report['params_before'], report['flops_before']) == (before['params'],
+                                                                 before['flops'])
+    assert (report['params_after'], report['flops_after']) == (after['params'], after['flops'])
+    # the parts add up to the whole, and the pruned neck costs less
+    for cost in (before, after):
+        assert cost['backbone_flops'] + cost['neck_flops'] + cost['bbox_head_flops'] == \
+            cost['flops']
+    assert after['neck_flops'] < before['neck_flops']
     assert report['params_after'] < 0.6 * report['params_before']
     assert report['flops_after'] < 0.7 * report['flops_before']
     # a plain mmdet config: pruned widths, no sparsity hook, loads its own weights
