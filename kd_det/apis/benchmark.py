@@ -372,6 +372,8 @@ def write_csv(path: str, rows: List[dict]) -> None:
 def _pm(row: dict, name: str) -> str:
     if row[name] < 0:  # COCOeval's -1: no ground truth of that size in the evaluation set
         return 'n/a'
+    if row.get('seeds', 2) < 2:  # one seed: no spread to show
+        return f'{row[name]:.1f}'
     return f'{row[name]:.1f} ± {row[name + "_std"]:.1f}'
 
 

@@ -54,6 +54,7 @@ def test_rows_average_seeds_and_report_the_gap_closed(tmp_path):
     table = markdown_table(list(rows.values()))
     assert '| student | 2 | 21.0 ± 1.4 | - | 42.0 ± 2.8 | 21.0 ± 1.4 | 21.0 ± 1.4 | n/a |' in table
     assert '| gap closed |' in table.splitlines()[0]
+    assert '| teacher | 1 | 40.0 | - | 80.0 |' in table  # one seed: no ± 0.0
     assert '| distilled | 2 | 32.0 ± 2.8 | 58 % |' in table
 
 
