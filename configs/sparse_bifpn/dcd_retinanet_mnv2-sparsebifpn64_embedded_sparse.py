@@ -16,8 +16,9 @@ model = dict(
     teacher_head='auto',  # the background KL and the gate need the teacher's predictions
     distiller=dict(
         type='DecoupledCosineDistiller',
-        loss_fg_weight=2.0,
-        loss_bg_weight=1.0,
+        # the embedded pair's weights (configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py)
+        loss_fg_weight=6.0,
+        loss_bg_weight=10.0,
         temperature=1.0,
         gate='hard'))
 find_unused_parameters = True

@@ -2,6 +2,7 @@
 import torch
 
 from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
+                                       object_max_score, spread_object_values,
                                        teacher_better_gate)
 
 
@@ -48,3 +49,27 @@ def test_softmax_head_background_is_last_class():
     logits[0, 2] = 5.0  # background logit
     bg = background_score(dense_class_probs(logits, 3, False), False)
     assert bg.item() > 0.98
+
+
+def test_object_gate_judges_each_object_by_its_best_cell_on_any_level():
+    # object 0 covers cells on both levels, object 1 one cell of level 0; -1 is background
+    objects = [torch.tensor([[[0, 0, 1, -1]]]), torch.tensor([[[0, -1]]])]
+    teacher = [torch.tensor([[[0.1, 0.2, 0.3, 0.0]]]), torch.tensor([[[0.9, 0.0]]])]
+    student = [torch.tensor([[[0.5, 0.4, 0.6, 0.0]]]), torch.tensor([[[0.3, 0.0]]])]
+    t_best = object_max_score(teacher, objects, 2)
+    s_best = object_max_score(student, objects, 2)
+    assert torch.allclose(t_best, torch.tensor([0.9, 0.3]))
+    assert torch.allclose(s_best, torch.tensor([0.5, 0.6]))
+    # cell by cell the teacher loses on every level-0 cell of object 0; as an object it wins
+    # (its 0.9 peak on level 1 beats the student's best 0.5), so all of object 0's cells open
+    gate = spread_object_values(teacher_better_gate(t_best, s_best), objects)
+    assert torch.equal(gate[0], torch.tensor([[[1.0, 1.0, 0.0, 0.0]]]))
+    assert torch.equal(gate[1], torch.tensor([[[1.0, 0.0]]]))
+    assert torch.equal(teacher_better_gate(teacher[0], student[0]), torch.zeros(1, 1, 4))
+
+
+def test_object_gate_with_no_objects_is_closed_everywhere():
+    objects = [torch.full((2, 3, 3), -1)]
+    best = object_max_score([torch.rand(2, 3, 3)], objects, 0)
+    assert best.shape == (0, )
+    assert torch.equal(spread_object_values(best, objects)[0], torch.zeros(2, 3, 3))

@@ -49,3 +49,15 @@ def test_image_without_boxes_is_all_background():
     assert weight.shape == (2, 3, 5) and label.shape == (2, 3, 5)
     assert weight[0].sum() == 0 and (label[0] == -1).all()
     assert weight[1, 0, 0] == 1.0 and label[1, 0, 0] == 1 and (label[1].flatten()[1:] == -1).all()
+
+
+def test_object_ids_are_unique_across_the_batch():
+    boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0], [8.0, 8.0, 12.0, 12.0]]), torch.zeros(0, 4),
+             torch.tensor([[4.0, 0.0, 8.0, 4.0]])]
+    labels = [torch.tensor([2, 2]), torch.zeros(0, dtype=torch.long), torch.tensor([2])]
+    weight, label, index = batch_scale_aware_foreground(boxes, labels, (4, 4), (4, 4),
+                                                        return_index=True)
+    assert index[0, 0, 0] == 0 and index[0, 2, 2] == 1
+    assert (index[1] == -1).all()
+    assert index[2, 0, 1] == 2 and (index[2] >= 0).sum() == 1
+    assert torch.equal(index >= 0, weight > 0)

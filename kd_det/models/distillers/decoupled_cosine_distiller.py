@@ -1,5 +1,5 @@
 """Decoupled foreground/background distillation with cosine features and a teacher-better gate."""
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from mmrazor.registry import MODELS
@@ -9,11 +9,13 @@ from kd_det.models.losses.cosine_distance import cosine_distance_map
 from kd_det.models.losses.prediction_kl import prediction_kl
 from kd_det.models.utils.align import resize_to
 from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
+                                       object_max_score, spread_object_values,
                                        teacher_better_gate)
 from kd_det.models.utils.masks import batch_scale_aware_foreground
 from .dense_distiller_base import DenseDetectionDistiller
 
 GATE_MODES = ('hard', 'soft', 'off')
+GATE_LEVELS = ('object', 'location')
 
 
 @MODELS.register_module()
@@ -41,6 +43,11 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             (``sigmoid((teacher - student) / gate_temperature)``) or ``'off'``.
             Defaults to ``'hard'``.
         gate_temperature (float): sharpness of the soft gate. Defaults to 0.1.
+        gate_level (str): what the foreground gate judges: ``'object'`` (each GT object's best
+            GT-class probability over its cells, so the whole object is in or out) or
+            ``'location'`` (cell by cell). Defaults to ``'object'``: inside a box but away
+            from the object both models give the GT class almost nothing, and a cell-wise
+            comparison of such near-zero scores is a coin flip.
         neck_source, head_source: see :class:`DenseDetectionDistiller`. Without a dense head
             only the (ungated) cosine term runs.
     """
@@ -51,10 +58,13 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                  temperature: float = 1.0,
                  gate: str = 'hard',
                  gate_temperature: float = 0.1,
+                 gate_level: str = 'object',
                  **kwargs):
         super().__init__(**kwargs)
         if gate not in GATE_MODES:
             raise ValueError(f'gate must be one of {GATE_MODES}, got {gate!r}')
+        if gate_level not in GATE_LEVELS:
+            raise ValueError(f'gate_level must be one of {GATE_LEVELS}, got {gate_level!r}')
         if temperature <= 0 or gate_temperature <= 0:
             raise ValueError('temperature and gate_temperature must be positive')
         self.loss_fg_weight = loss_fg_weight
@@ -62,6 +72,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         self.temperature = temperature
         self.gate = gate
         self.gate_temperature = gate_temperature
+        self.gate_level = gate_level
 
     def level_maps(self) -> List[Dict[str, Tensor]]:
         """Per-level masks, gates and per-location losses of the last recorded step.
@@ -86,33 +97,44 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             labels = [torch.zeros_like(lbl) for lbl in labels]  # objectness is one class
         input_h, input_w = batch_inputs.shape[-2:]
 
-        maps = []
+        maps, labels_per_level, objects_per_level, probs_per_level = [], [], [], []
         for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
             t_feat = t_feat.detach()
             s_feat = resize_to(self.feature_connectors[level](s_feat), t_feat)
             feat_shape = tuple(t_feat.shape[-2:])
             stride = (input_h / feat_shape[0], input_w / feat_shape[1])
-            fg_weight, fg_label = batch_scale_aware_foreground(boxes, labels, feat_shape, stride)
+            fg_weight, fg_label, fg_object = batch_scale_aware_foreground(
+                boxes, labels, feat_shape, stride, return_index=True)
+            labels_per_level.append(fg_label)
+            objects_per_level.append(fg_object)
             level_map = dict(fg_weight=fg_weight, fg_distance=cosine_distance_map(s_feat, t_feat))
-            if head_spec is None:
-                level_map['fg_gate'] = torch.ones_like(fg_weight)
-            else:
+            if head_spec is not None:
                 cls_out_channels, use_sigmoid, _ = head_spec
                 t_logits = teacher_cls[level].detach()
                 s_logits = resize_to(student_cls[level], t_logits)
                 with torch.no_grad():
-                    t_probs = dense_class_probs(t_logits, cls_out_channels, use_sigmoid)
-                    s_probs = dense_class_probs(s_logits, cls_out_channels, use_sigmoid)
-                    fg_gate, bg_gate = self._gates(t_probs, s_probs, fg_label, use_sigmoid)
+                    probs_per_level.append(
+                        (dense_class_probs(t_logits, cls_out_channels, use_sigmoid),
+                         dense_class_probs(s_logits, cls_out_channels, use_sigmoid)))
                 n, channels, h, w = s_logits.shape
                 per_anchor = (n, channels // cls_out_channels, cls_out_channels, h, w)
-                level_map.update(
-                    fg_gate=fg_gate, bg_gate=bg_gate,
-                    bg_kl=prediction_kl(
-                        s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
-                        t_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
-                        use_sigmoid, self.temperature).mean(dim=1))
+                level_map['bg_kl'] = prediction_kl(
+                    s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                    t_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
+                    use_sigmoid, self.temperature).mean(dim=1)
             maps.append(level_map)
+
+        if head_spec is None:
+            for level_map in maps:
+                level_map['fg_gate'] = torch.ones_like(level_map['fg_weight'])
+            return maps
+        with torch.no_grad():
+            fg_gates = self._foreground_gates(probs_per_level, labels_per_level,
+                                              objects_per_level, sum(len(b) for b in boxes))
+            for level_map, fg_gate, (t_probs, s_probs) in zip(maps, fg_gates, probs_per_level):
+                level_map['fg_gate'] = fg_gate
+                level_map['bg_gate'] = self._gate(background_score(t_probs, head_spec[1]),
+                                                  background_score(s_probs, head_spec[1]))
         return maps
 
     def compute_distill_losses(self) -> Dict[str, Tensor]:
@@ -152,16 +174,29 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             losses['bg_gate_ratio'] = torch.tensor(bg_open / max(bg_total, 1.0), device=device)
         return losses
 
-    def _gates(self, t_probs: Tensor, s_probs: Tensor, fg_label: Tensor, use_sigmoid: bool):
-        """(N, H, W) foreground and background gates from (N, A, K, H, W) probabilities."""
+    def _gate(self, teacher_score: Tensor, student_score: Tensor) -> Tensor:
+        """Teacher-better gate of the configured mode on matching score tensors."""
         if self.gate == 'off':
-            ones = torch.ones_like(fg_label, dtype=t_probs.dtype)
-            return ones, ones
-        soft = self.gate == 'soft'
-        fg_gate = teacher_better_gate(gt_class_score(t_probs, fg_label),
-                                      gt_class_score(s_probs, fg_label), soft,
-                                      self.gate_temperature)
-        bg_gate = teacher_better_gate(background_score(t_probs, use_sigmoid),
-                                      background_score(s_probs, use_sigmoid), soft,
-                                      self.gate_temperature)
-        return fg_gate, bg_gate
+            return torch.ones_like(teacher_score)
+        return teacher_better_gate(teacher_score, student_score, self.gate == 'soft',
+                                   self.gate_temperature)
+
+    def _foreground_gates(self, probs_per_level: List[Tuple[Tensor, Tensor]],
+                          labels_per_level: List[Tensor], objects_per_level: List[Tensor],
+                          num_objects: int) -> List[Tensor]:
+        """(N, H, W) foreground gate per level from (N, A, K, H, W) teacher/student probabilities.
+
+        ``gate_level='location'`` compares the GT-class probability cell by cell;
+        ``'object'`` compares each object's best GT-class probability over all its cells and
+        levels, and opens or closes the gate for the whole object.
+        """
+        teacher_scores = [gt_class_score(t, lbl) for (t, _), lbl in
+                          zip(probs_per_level, labels_per_level)]
+        student_scores = [gt_class_score(s, lbl) for (_, s), lbl in
+                          zip(probs_per_level, labels_per_level)]
+        if self.gate_level == 'location':
+            return [self._gate(t, s) for t, s in zip(teacher_scores, student_scores)]
+        object_gate = self._gate(
+            object_max_score(teacher_scores, objects_per_level, num_objects),
+            object_max_score(student_scores, objects_per_level, num_objects))
+        return spread_object_values(object_gate, objects_per_level)

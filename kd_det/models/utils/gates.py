@@ -1,4 +1,6 @@
 """Dense class probabilities and the teacher-better gate."""
+from typing import List, Sequence
+
 import torch
 from torch import Tensor
 
@@ -37,6 +39,42 @@ def gt_class_score(probs: Tensor, label_map: Tensor) -> Tensor:
     index = label_map.clamp(min=0)[:, None, None].expand(n, num_anchors, 1, h, w)
     score = probs.gather(2, index).squeeze(2).amax(dim=1)
     return score * (label_map >= 0)
+
+
+def object_max_score(cell_scores: Sequence[Tensor], object_maps: Sequence[Tensor],
+                     num_objects: int) -> Tensor:
+    """Best score each object reaches over all its cells on all levels.
+
+    Args:
+        cell_scores: per level, (N, H, W) scores (e.g. :func:`gt_class_score`).
+        object_maps: per level, (N, H, W) long object ids (batch-unique, -1 on background) as
+            :func:`~kd_det.models.utils.masks.batch_scale_aware_foreground` returns them.
+        num_objects: number of objects in the batch.
+
+    Returns:
+        (num_objects, ) scores; an object that covers no cell gets 0.
+    """
+    best = cell_scores[0].new_zeros(num_objects)
+    for scores, objects in zip(cell_scores, object_maps):
+        inside = objects >= 0
+        best = best.scatter_reduce(0, objects[inside], scores[inside].to(best.dtype), 'amax')
+    return best
+
+
+def spread_object_values(values: Tensor, object_maps: Sequence[Tensor]) -> List[Tensor]:
+    """Paint per-object values onto each level's cells.
+
+    Args:
+        values: (num_objects, ) one value per object.
+        object_maps: per level, (N, H, W) long object ids, -1 on background.
+
+    Returns:
+        Per level, (N, H, W) maps with the object's value on its cells and 0 on background.
+    """
+    if values.numel() == 0:
+        return [torch.zeros_like(objects, dtype=values.dtype) for objects in object_maps]
+    return [torch.where(objects >= 0, values[objects.clamp(min=0)],
+                        torch.zeros_like(objects, dtype=values.dtype)) for objects in object_maps]
 
 
 def background_score(probs: Tensor, use_sigmoid: bool) -> Tensor:

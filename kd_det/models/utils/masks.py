@@ -33,7 +33,8 @@ def boxes_to_cell_masks(boxes: Tensor, feat_shape: Tuple[int, int],
 
 
 def scale_aware_foreground(boxes: Tensor, labels: Tensor, feat_shape: Tuple[int, int],
-                           stride: Tuple[float, float]) -> Tuple[Tensor, Tensor]:
+                           stride: Tuple[float, float],
+                           return_index: bool = False) -> Tuple[Tensor, ...]:
     """Scale-aware foreground weights and the GT label at each cell of one image.
 
     Each box spreads a total weight of 1 over the cells it covers (weight ``1 / cells``), so a
@@ -45,26 +46,45 @@ def scale_aware_foreground(boxes: Tensor, labels: Tensor, feat_shape: Tuple[int,
         labels: (K,) class indices.
         feat_shape: ``(H, W)``.
         stride: ``(sy, sx)``.
+        return_index: also return which box won each cell.
 
     Returns:
         weight: (H, W) float, 0 on background.
         label: (H, W) long, the label of the winning box, -1 on background.
+        index: (H, W) long, the winning box's row in ``boxes``, -1 on background (only with
+            ``return_index``).
     """
     height, width = feat_shape
     if boxes.numel() == 0:
-        return (boxes.new_zeros((height, width), dtype=torch.float32),
-                torch.full((height, width), -1, dtype=torch.long, device=boxes.device))
+        background = torch.full((height, width), -1, dtype=torch.long, device=boxes.device)
+        empty = (boxes.new_zeros((height, width), dtype=torch.float32), background)
+        return empty + (background.clone(), ) if return_index else empty
     masks = boxes_to_cell_masks(boxes, feat_shape, stride)  # (K, H, W)
     cells = masks.flatten(1).sum(dim=1).clamp(min=1).float()  # (K,)
     per_box = masks.float() / cells[:, None, None]
     weight, winner = per_box.max(dim=0)
-    label = torch.where(weight > 0, labels.long()[winner], torch.full_like(winner, -1))
+    background = torch.full_like(winner, -1)
+    label = torch.where(weight > 0, labels.long()[winner], background)
+    if return_index:
+        return weight, label, torch.where(weight > 0, winner, background)
     return weight, label
 
 
 def batch_scale_aware_foreground(boxes_list, labels_list, feat_shape: Tuple[int, int],
-                                 stride: Tuple[float, float]) -> Tuple[Tensor, Tensor]:
-    """:func:`scale_aware_foreground` for a batch; returns (N, H, W) weight and label maps."""
-    results = [scale_aware_foreground(b, l, feat_shape, stride)
+                                 stride: Tuple[float, float],
+                                 return_index: bool = False) -> Tuple[Tensor, ...]:
+    """:func:`scale_aware_foreground` for a batch; returns (N, H, W) weight and label maps.
+
+    With ``return_index`` also an (N, H, W) map of object ids that are unique across the batch:
+    image ``n``'s box ``k`` is ``sum(len(boxes_list[m]) for m < n) + k`` (-1 on background).
+    """
+    results = [scale_aware_foreground(b, l, feat_shape, stride, return_index=return_index)
                for b, l in zip(boxes_list, labels_list)]
-    return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results]))
+    maps = (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results]))
+    if not return_index:
+        return maps
+    offset, indices = 0, []
+    for boxes, result in zip(boxes_list, results):
+        indices.append(torch.where(result[2] >= 0, result[2] + offset, result[2]))
+        offset += len(boxes)
+    return maps + (torch.stack(indices), )
