@@ -15,7 +15,9 @@ def parse_args(argv=None):
     parser.add_argument('spec', help='benchmark spec config (configs/benchmark/*.py)')
     parser.add_argument('--seeds', type=int, nargs='+', help='seeds (default: the spec\'s)')
     parser.add_argument('--work-root', help='where runs and reports go (default: the spec\'s)')
-    parser.add_argument('--only', nargs='+', help='run only these method names')
+    parser.add_argument('--only', nargs='+',
+                        help='train only these methods (the report lists every method with '
+                             'results)')
     parser.add_argument('--epochs', type=int,
                         help='override every method\'s epochs (quick checks; not comparable '
                         'with the spec\'s schedule)')

@@ -29,10 +29,8 @@ methods = [
     # (a) supervised
     dict(name='kd_det ConfidenceSoftLabel',
          config='configs/confidence_soft_label/csl_retinanet_mnv2_embedded.py'),
-    dict(name='kd_det DecoupledCosine (gate on)',
+    dict(name='kd_det DecoupledCosine (gate per object)',
          config='configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py'),
-    dict(name='kd_det DecoupledCosine (gate off)',
-         config='configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_nogate.py'),
     dict(name='mmrazor PKD (FPN)', config='configs/mmrazor_baselines/pkd_fpn_embedded.py'),
     dict(name='mmrazor CWD (FPN)', config='configs/mmrazor_baselines/cwd_fpn_embedded.py'),
     dict(name='mmrazor MGD (FPN)', config='configs/mmrazor_baselines/mgd_fpn_embedded.py'),

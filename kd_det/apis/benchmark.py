@@ -40,6 +40,8 @@ class Method:
     # (lower, upper) method names: the row reports how much of the mAP gap between them it
     # closes; distillation rows default to (student, teacher)
     gap_between: Optional[Sequence[str]] = None
+    # seeds this row runs with (e.g. one seed for an ablation row); None: the benchmark's seeds
+    seeds: Optional[Sequence[int]] = None
 
     @property
     def slug(self) -> str:
@@ -59,7 +61,8 @@ def load_methods(spec) -> List[Method]:
         if gap_between is None and role == 'distill':
             gap_between = (methods[1].name, methods[0].name)
         methods.append(Method(item['name'], item['config'], role,
-                              dict(item.get('cfg_options', {})), gap_between))
+                              dict(item.get('cfg_options', {})), gap_between,
+                              item.get('seeds')))
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f'method names must be unique, got {names}')
@@ -89,7 +92,8 @@ class Benchmark:
         seeds: seeds to run (default: ``spec.seeds``).
         work_root: where runs go (default: ``spec.work_root``).
         cfg_options: overrides applied to every run (e.g. a dataset's ``data_root``).
-        only: restrict to these method names (teacher still trained when distillation needs it).
+        only: train only these method names (the teacher still trains when distillation needs
+            it); the reports still show every method of the spec that has results.
         train_args: extra ``tools/train.py`` flags (e.g. ``['--amp']``).
     """
 
@@ -99,6 +103,7 @@ class Benchmark:
                  train_args: Sequence[str] = ()):
         self.spec = spec
         self.methods = load_methods(spec)
+        self.spec_methods = list(self.methods)
         if only:
             unknown = set(only) - {m.name for m in self.methods}
             if unknown:
@@ -131,7 +136,7 @@ class Benchmark:
         teacher = self.methods[0]
         runs = [(teacher, self.teacher_seed)]
         for seed in self.seeds:
-            runs += [(m, seed) for m in self.methods[1:]]
+            runs += [(m, seed) for m in self.methods[1:] if seed in self.seeds_of(m)]
         runs += [(teacher, s) for s in self.teacher_seeds if s != self.teacher_seed]
         return runs
 
@@ -189,6 +194,11 @@ class Benchmark:
             teacher_done.set()
         failures = []
 
+        def say(line: str) -> None:
+            with lock:  # one whole line per message: workers print from several threads
+                sys.stdout.write(line + '\n')
+                sys.stdout.flush()
+
         def next_run():
             with lock:
                 for item in todo:
@@ -209,12 +219,12 @@ class Benchmark:
                     continue
                 index, method, seed = item
                 prefix = f'[{index}/{len(runs)}] {method.name} seed {seed}'
-                print(f'{prefix}: training ... (log: '
-                      f'{self.run_dir(method, seed)}/train_stdout.log)', flush=True)
+                say(f'{prefix}: training ... (log: '
+                    f'{self.run_dir(method, seed)}/train_stdout.log)')
                 try:
                     result = self.train_one(method, seed)
                 except Exception as err:  # reported at the end; independent runs go on
-                    print(f'{prefix}: FAILED: {err}', flush=True)
+                    say(f'{prefix}: FAILED: {err}')
                     failures.append(err)
                     if method.role == 'teacher' and seed == self.teacher_seed:
                         aborted.set()
@@ -222,8 +232,8 @@ class Benchmark:
                     continue
                 if method.role == 'teacher' and seed == self.teacher_seed:
                     teacher_done.set()
-                print(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
-                      f'(elapsed {(time.time() - started) / 60:.1f} min)', flush=True)
+                say(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
+                    f'(elapsed {(time.time() - started) / 60:.1f} min)')
 
         threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
         for thread in threads:
@@ -232,6 +242,21 @@ class Benchmark:
             thread.join()
         if failures:
             raise RuntimeError(f'{len(failures)} run(s) failed; first: {failures[0]}')
+
+    def seeds_of(self, method: Method) -> List[int]:
+        """The seeds a non-teacher row runs with: the benchmark's, or the row's own subset."""
+        if method.seeds is None:
+            return self.seeds
+        return [s for s in self.seeds if s in method.seeds]
+
+    @property
+    def reported_methods(self) -> List[Method]:
+        """Every method of the spec, then any added later (the prune chain's rows), in order."""
+        names = {m.name for m in self.spec_methods}
+        return self.spec_methods + [m for m in self.methods if m.name not in names]
+
+    def has_results(self, method: Method) -> bool:
+        return any(self.result_of(method, s) for s in set(self.seeds) | {self.teacher_seed})
 
     # ---- measurements on the trained models ---------------------------------------------------
     def measure(self, latency_repeats: int = 50, step_repeats: int = 12) -> Dict[str, dict]:
@@ -242,7 +267,8 @@ class Benchmark:
         if osp.isfile(cache_path):
             with open(cache_path) as f:
                 cache = json.load(f)
-        for method in self.methods:
+        trained = [m for m in self.reported_methods if self.has_results(m)]
+        for method in trained:
             if method.name in cache:
                 continue
             print(f'measuring {method.name}: params, FLOPs, PyTorch and onnxruntime latency',
@@ -253,11 +279,13 @@ class Benchmark:
             cache[method.name] = measure_deployment(
                 method.config, result['checkpoint'] if result else None, onnx_path,
                 self.input_shape, latency_repeats, self._merged_options(method))
-        if 'step_time' not in cache:
+        # side by side or not at all: a new method re-measures every method's step
+        stepped = [m for m in trained if m.role != 'teacher']
+        if {m.name for m in stepped} - set(cache.get('step_time', {})):
             print('measuring training step times side by side', flush=True)
             teacher = self.methods[0]
             cache['step_time'] = measure_step_times(
-                [(m.name, m.config, self._merged_options(m)) for m in self.methods[1:]],
+                [(m.name, m.config, self._merged_options(m)) for m in stepped],
                 teacher_config=(teacher.config, self._merged_options(teacher)),
                 repeats=step_repeats)
         with open(cache_path, 'w') as f:
@@ -273,8 +301,8 @@ class Benchmark:
     def rows(self, measurements: Optional[Dict] = None) -> List[dict]:
         """One aggregated row per method (mean and std over the finished seeds)."""
         rows = []
-        for method in self.methods:
-            seeds = self.seeds if method.role != 'teacher' else sorted(
+        for method in self.reported_methods:
+            seeds = self.seeds_of(method) if method.role != 'teacher' else sorted(
                 set(self.teacher_seeds) | {self.teacher_seed})
             results = [r for r in (self.result_of(method, s) for s in seeds) if r]
             if not results:
@@ -291,7 +319,7 @@ class Benchmark:
             if method.name in step:
                 row.update({f'timing_{k}': v for k, v in step[method.name].items()})
             rows.append(row)
-        add_gap_closed(rows, {m.name: m for m in self.methods})
+        add_gap_closed(rows, {m.name: m for m in self.reported_methods})
         return rows
 
     def write_reports(self, rows: List[dict]) -> Dict[str, str]:
@@ -307,7 +335,7 @@ class Benchmark:
 
     def per_seed_rows(self) -> List[dict]:
         rows = []
-        for method in self.methods:
+        for method in self.reported_methods:
             for seed in sorted(set(self.seeds) | {self.teacher_seed}):
                 result = self.result_of(method, seed)
                 if result:

@@ -135,3 +135,42 @@ def test_deployment_table_reports_ratios_against_the_first_model():
     assert lines[3] == ('| BiFPN | 0.800 | 0.150 | 10.0 | 30.00 | 5.00 | 0.75 | 0.25 | 1.50 | '
                         '0.50 | 1.0e-07 |')
     assert lines[4].startswith('| no parts | 0.500 | 0.100 | - | 10.00 | 10.00 | 0.50 | - |')
+
+
+def test_an_only_run_trains_its_methods_and_reports_every_method_with_results(tmp_path,
+                                                                            monkeypatch):
+    bench = Benchmark(make_spec(str(tmp_path), seeds=[0]), only=['distilled'])
+    assert [m.name for m in bench.methods] == ['teacher', 'distilled']
+    write_result(bench, 'teacher', 0, 40.0)
+    student = next(m for m in bench.spec_methods if m.name == 'student')
+    os.makedirs(bench.run_dir(student, 0))
+    with open(osp.join(bench.run_dir(student, 0), 'result.json'), 'w') as f:
+        json.dump(dict(mAP=20.0, AP50=40.0, APs=20.0, APm=20.0, APl=20.0, step_time_s=0.5,
+                       checkpoint='x.pth', method='student', seed=0), f)
+    trained = []
+
+    def fake_train(method, seed):
+        trained.append(method.name)
+        write_result(bench, method.name, seed, 30.0)
+        return bench.result_of(method, seed)
+
+    monkeypatch.setattr(bench, 'train_one', fake_train)
+    bench.run()
+    assert trained == ['distilled']
+    rows = {row['method']: row for row in bench.rows()}
+    assert set(rows) == {'teacher', 'student', 'distilled'}
+    assert rows['distilled']['gap_closed'] == pytest.approx(50.0)
+
+
+def test_a_row_with_its_own_seeds_runs_and_reports_only_those(tmp_path):
+    methods = [dict(name='distilled', config=osp.join(REPO_ROOT, DCD)),
+               dict(name='ablation', config=osp.join(REPO_ROOT, DCD), seeds=[0])]
+    bench = Benchmark(make_spec(str(tmp_path), methods=methods, seeds=[0, 1]))
+    planned = [(m.name, s) for m, s in bench.planned_runs()]
+    assert ('ablation', 0) in planned and ('ablation', 1) not in planned
+    assert ('distilled', 1) in planned
+    for name, seed, mAP in [('teacher', 0, 40.0), ('student', 0, 20.0), ('student', 1, 20.0),
+                            ('ablation', 0, 25.0), ('ablation', 1, 99.0)]:
+        write_result(bench, name, seed, mAP)
+    rows = {row['method']: row for row in bench.rows()}
+    assert rows['ablation']['seeds'] == 1 and rows['ablation']['mAP'] == 25.0
