@@ -1,11 +1,19 @@
 """The README demo: generate the embedded dataset, train teacher and student, print a table.
 
     python tools/demo.py            # the embedded schedules (teacher 16 epochs, student 8)
-    python tools/demo.py --quick    # a few epochs on a smaller dataset, for a first look
+    python tools/demo.py --quick    # 2 epochs each, for a first look in a few minutes
+
+The teacher dominates the time, so by default the two train one after the other, each with all
+cores (on 2 cores the teacher steps ~0.8 s/iteration with 2 threads, ~1.1 s beside the student
+with 1); ``--jobs 2`` trains them side by side instead.
 """
 import argparse
 import os.path as osp
 import time
+
+# Short enough for a few minutes on 2 cores, long enough that both models detect something: on the
+# whole 800-image train split this is 200 iterations each, past the 100-iteration warm-up.
+QUICK_EPOCHS = 2
 
 
 def parse_args(argv=None):
@@ -13,7 +21,10 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--work-root', default=None)
     parser.add_argument('--quick', action='store_true',
-                        help='small dataset and short schedules (minutes, not comparable)')
+                        help=f'{QUICK_EPOCHS} epochs for teacher and student (minutes; the '
+                             'numbers are not comparable with the full schedules)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='trainings run side by side (default 1: one after the other)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -30,19 +41,18 @@ def main(argv=None):
     from kd_det.apis.schedule import dataset_options, schedule_options
     from kd_det.datasets.synthetic import generate_dataset
 
-    data_root = args.data_root + ('_quick' if args.quick else '')
+    data_root = args.data_root
     if not osp.isfile(osp.join(data_root, 'annotations', 'instances_val.json')):
-        sizes = dict(num_train=240, num_val=60) if args.quick else {}
         print(f'generating the embedded dataset in {data_root} ...', flush=True)
-        generate_dataset(data_root, seed=0, **sizes)
+        generate_dataset(data_root, seed=0)
     spec = Config.fromfile('configs/benchmark/demo.py')
     work_root = args.work_root or spec.work_root + ('_quick' if args.quick else '')
     bench = Benchmark(spec, seeds=[args.seed], work_root=work_root,
                       cfg_options=dataset_options(data_root))
     if args.quick:
-        bench.methods[0].cfg_options.update(schedule_options(4))
-        bench.methods[1].cfg_options.update(schedule_options(3))
-    bench.run()
+        for method in bench.methods:
+            method.cfg_options.update(schedule_options(QUICK_EPOCHS))
+    bench.run(jobs=args.jobs)
 
     print('\n| model | mAP | AP50 | APs | params (M) | FLOPs (G) |\n|---|---|---|---|---|---|')
     for method in bench.methods:
