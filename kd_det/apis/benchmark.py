@@ -323,14 +323,16 @@ class Benchmark:
         return rows
 
     def write_reports(self, rows: List[dict]) -> Dict[str, str]:
+        """Write results.csv, results.md and, when latency was measured, map_vs_latency.png."""
         os.makedirs(self.work_root, exist_ok=True)
         paths = dict(csv=osp.join(self.work_root, 'results.csv'),
-                     markdown=osp.join(self.work_root, 'results.md'),
-                     plot=osp.join(self.work_root, 'map_vs_latency.png'))
+                     markdown=osp.join(self.work_root, 'results.md'))
         write_csv(paths['csv'], self.per_seed_rows())
         with open(paths['markdown'], 'w') as f:
             f.write(markdown_table(rows) + '\n')
-        plot_map_vs_latency(rows, paths['plot'])
+        if any('latency_torch_ms' in row for row in rows):
+            paths['plot'] = osp.join(self.work_root, 'map_vs_latency.png')
+            plot_map_vs_latency(rows, paths['plot'])
         return paths
 
     def per_seed_rows(self) -> List[dict]:

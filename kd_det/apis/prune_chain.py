@@ -2,7 +2,7 @@
 
 A benchmark spec (``configs/benchmark/sparse_bifpn.py``) may add::
 
-    prune = dict(source='<method name>', ratios=[0.3, 0.5],
+    prune = dict(source='<method name>', ratios=[0.0, 0.3, 0.5],
                  finetune_config='configs/sparse_bifpn/..._pruned_finetune.py')
 
 :func:`run_prune_chain` then prunes each seed's checkpoint of ``source`` at every ratio and
@@ -18,6 +18,11 @@ from kd_det.models.utils.channel_groups import FAMILIES
 
 
 def pruned_method_name(source: str, ratio: float) -> str:
+    """Row name of ``source`` pruned at ``ratio`` and fine-tuned. Ratio 0 removes only what is
+    exactly dead (zero channels and edges, outputs unchanged): the fair "same fine-tune, no
+    pruning" reference for the pruned rows."""
+    if ratio == 0:
+        return f'{source} + FT (not pruned)'
     return f'{source} pruned {round(100 * ratio)}% + FT'
 
 

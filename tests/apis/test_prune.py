@@ -187,13 +187,20 @@ def test_benchmark_prune_chain_prunes_each_seed_and_adds_rows(sparse_checkpoint,
 
     monkeypatch.setattr(bench, 'train_one', fake_train)
     run_prune_chain(bench, **spec.prune)
-    names = [f'{spec.prune.source} pruned 30% + FT', f'{spec.prune.source} pruned 50% + FT']
+    names = [f'{spec.prune.source} + FT (not pruned)', f'{spec.prune.source} pruned 30% + FT',
+             f'{spec.prune.source} pruned 50% + FT']
     assert [name for name, _, _ in trained] == names
     for name, config, _ in trained:
         cfg = Config.fromfile(config)
         assert cfg.train_cfg.max_epochs == 4 and cfg.optim_wrapper.optimizer.lr == 1e-3
         assert cfg.load_from.endswith('pruned.pth')
-    assert [m.name for m in bench.methods[-2:]] == names
+    assert [m.name for m in bench.methods[-3:]] == names
+    reports = [json.load(open(osp.join(osp.dirname(config), 'prune_report.json')))
+               for _, config, _ in trained]
+    not_pruned = reports[0]  # ratio 0: only exactly dead parts go, the outputs stay the same
+    assert all(kept == total for kept, total in not_pruned['channels'].values())
+    assert not_pruned['flops_ratio'] > 0.999 and not_pruned['max_output_change'] < 1e-4
+    assert reports[1]['flops_ratio'] > reports[2]['flops_ratio']
 
 
 def test_pruning_refuses_an_activation_that_does_not_keep_zero():
