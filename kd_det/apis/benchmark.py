@@ -125,11 +125,24 @@ class Benchmark:
         return osp.join(self.work_root, method.slug, f'seed{seed}')
 
     def result_of(self, method: Method, seed: int) -> Optional[dict]:
-        path = osp.join(self.run_dir(method, seed), 'result.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                return json.load(f)
-        return None
+        """The run's ``result.json``, or None if it has not finished.
+
+        A run directory that was moved or copied (another machine, a renamed row) still finds
+        its checkpoint: the recorded absolute path falls back to the same file name in the
+        run directory.
+        """
+        run_dir = self.run_dir(method, seed)
+        path = osp.join(run_dir, 'result.json')
+        if not osp.isfile(path):
+            return None
+        with open(path) as f:
+            result = json.load(f)
+        checkpoint = result.get('checkpoint')
+        if checkpoint and not osp.isfile(checkpoint):
+            moved = osp.join(run_dir, osp.basename(checkpoint))
+            if osp.isfile(moved):
+                result['checkpoint'] = moved
+        return result
 
     def planned_runs(self) -> List[tuple]:
         """(method, seed) pairs in dependency order: the distillation teacher first."""

@@ -177,3 +177,19 @@ def test_a_row_with_its_own_seeds_runs_and_reports_only_those(tmp_path):
         write_result(bench, name, seed, mAP)
     rows = {row['method']: row for row in bench.rows()}
     assert rows['ablation']['seeds'] == 1 and rows['ablation']['mAP'] == 25.0
+
+
+def test_a_moved_run_directory_still_finds_its_checkpoint(tmp_path):
+    old_root, new_root = tmp_path / 'old', tmp_path / 'new'
+    bench = Benchmark(make_spec(str(old_root)))
+    write_result(bench, 'student', 0, 20.0)
+    run_dir = bench.run_dir(bench.methods[1], 0)
+    open(osp.join(run_dir, 'epoch_1.pth'), 'w').close()
+    os.rename(old_root, new_root)
+    moved = Benchmark(make_spec(str(new_root)))
+    result = moved.result_of(moved.methods[1], 0)
+    assert result['checkpoint'] == osp.join(moved.run_dir(moved.methods[1], 0), 'epoch_1.pth')
+    # a checkpoint that exists nowhere stays as recorded (the loader then names the path)
+    write_result(moved, 'distilled', 0, 21.0)
+    recorded = osp.join(moved.run_dir(moved.methods[2], 0), 'epoch_1.pth')
+    assert moved.result_of(moved.methods[2], 0)['checkpoint'] == recorded
