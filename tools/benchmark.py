@@ -33,6 +33,9 @@ def parse_args(argv=None):
     parser.add_argument('--skip-measure', action='store_true',
                         help='skip params/FLOPs/latency/step-time measurements')
     parser.add_argument('--latency-repeats', type=int, default=50)
+    parser.add_argument('--remeasure', action='store_true',
+                        help='ignore cached measurements and measure every method again, '
+                        'side by side (e.g. after the machine was busy)')
     parser.add_argument('--deploy-only', action='store_true',
                         help='train nothing: params, FLOPs and PyTorch/onnxruntime latency of '
                         'every method\'s network at random weights, side by side')
@@ -62,7 +65,8 @@ def main(argv=None):
     if spec.get('prune'):  # prune + fine-tune a trained method (see kd_det.apis.prune_chain)
         from kd_det.apis.prune_chain import run_prune_chain
         run_prune_chain(bench, **spec.prune)
-    measurements = None if args.skip_measure else bench.measure(args.latency_repeats)
+    measurements = None if args.skip_measure else bench.measure(
+        args.latency_repeats, remeasure=args.remeasure)
     rows = bench.rows(measurements)
     paths = bench.write_reports(rows)
     print(markdown_table(rows))

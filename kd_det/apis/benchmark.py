@@ -272,15 +272,23 @@ class Benchmark:
         return any(self.result_of(method, s) for s in set(self.seeds) | {self.teacher_seed})
 
     # ---- measurements on the trained models ---------------------------------------------------
-    def measure(self, latency_repeats: int = 50, step_repeats: int = 12) -> Dict[str, dict]:
-        """Params/FLOPs/latency per method and side-by-side training step times."""
+    def measure(self, latency_repeats: int = 50, step_repeats: int = 12,
+                remeasure: bool = False) -> Dict[str, dict]:
+        """Params/FLOPs/latency per method and side-by-side training step times.
+
+        Results are cached in ``<work_root>/measurements.json``. Latencies are only comparable
+        when taken in one sitting, so a trained method missing from the cache (or
+        ``remeasure``) re-measures every method, not just the new one.
+        """
         from kd_det.apis.measure import measure_deployment, measure_step_times
         cache_path = osp.join(self.work_root, 'measurements.json')
         cache = {}
-        if osp.isfile(cache_path):
+        if osp.isfile(cache_path) and not remeasure:
             with open(cache_path) as f:
                 cache = json.load(f)
         trained = [m for m in self.reported_methods if self.has_results(m)]
+        if any(m.name not in cache for m in trained):
+            cache = {}  # side by side or not at all, as for the step times below
         for method in trained:
             if method.name in cache:
                 continue

@@ -193,3 +193,32 @@ def test_a_moved_run_directory_still_finds_its_checkpoint(tmp_path):
     write_result(moved, 'distilled', 0, 21.0)
     recorded = osp.join(moved.run_dir(moved.methods[2], 0), 'epoch_1.pth')
     assert moved.result_of(moved.methods[2], 0)['checkpoint'] == recorded
+
+
+def test_a_newly_trained_method_remeasures_every_method_side_by_side(tmp_path, monkeypatch):
+    import kd_det.apis.measure as measure
+    measured = []
+
+    def fake_deployment(config, checkpoint, onnx_path, *args):
+        measured.append(osp.basename(osp.dirname(osp.dirname(onnx_path))))
+        return dict(latency_ms=float(len(measured)))
+
+    def fake_step_times(methods, teacher_config, repeats):
+        return {name: 0.1 for name, _, _ in methods}
+
+    monkeypatch.setattr(measure, 'measure_deployment', fake_deployment)
+    monkeypatch.setattr(measure, 'measure_step_times', fake_step_times)
+    bench = Benchmark(make_spec(str(tmp_path)))
+    write_result(bench, 'teacher', 0, 40.0)
+    write_result(bench, 'student', 0, 20.0)
+    bench.measure()
+    assert measured == ['teacher', 'student']
+    bench.measure()  # cached: nothing new
+    assert measured == ['teacher', 'student']
+    write_result(bench, 'distilled', 0, 30.0)
+    cache = bench.measure()  # a new method: all three again, in one sitting
+    assert measured[2:] == ['teacher', 'student', 'distilled']
+    assert cache['teacher']['latency_ms'] == 3.0
+    assert set(cache['step_time']) == {'student', 'distilled'}
+    bench.measure(remeasure=True)
+    assert len(measured) == 8
