@@ -17,17 +17,71 @@ import csv
 import json
 import os
 import os.path as osp
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 METRIC_KEYS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 METRIC_NAMES = ('mAP', 'AP50', 'APs', 'APm', 'APl')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RUN_LOCK = '.running'  # in a run directory while a benchmark process trains there
+
+
+class RunInProgress(RuntimeError):
+    """Another live benchmark process is training this run (e.g. two specs sharing runs)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def claim_run_dir(work_dir: str):
+    """Hold ``<work_dir>/.running`` while a run trains there.
+
+    The file names the claiming process (``host pid``), created atomically, so two benchmark
+    invocations that share run directories (the confidence spec links the embedded runs) never
+    train the same run twice. A claim left by a process that no longer exists on this host (a
+    killed benchmark) is taken over.
+
+    Raises:
+        RunInProgress: a live process (or one on another host, which cannot be checked) holds
+            the claim.
+    """
+    path = osp.join(work_dir, RUN_LOCK)
+    me = f'{socket.gethostname()} {os.getpid()}'
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    host, pid = f.read().split()
+            except (OSError, ValueError):  # half-written by a process that died: stale
+                host, pid = socket.gethostname(), '-1'
+            if host != socket.gethostname() or _pid_alive(int(pid)):
+                raise RunInProgress(f'{work_dir} is being trained by process {pid} on {host} '
+                                    f'(delete {path} if that process is gone)') from None
+            os.remove(path)  # stale: its process is gone
+    with os.fdopen(fd, 'w') as f:
+        f.write(me)
+    try:
+        yield
+    finally:
+        os.remove(path)
 
 
 @dataclass
@@ -172,7 +226,7 @@ class Benchmark:
         cmd += [_format_option(k, v) for k, v in options.items()]
         log_path = osp.join(work_dir, 'train_stdout.log')
         start = time.time()
-        with open(log_path, 'w') as log:
+        with claim_run_dir(work_dir), open(log_path, 'w') as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             raise RuntimeError(f'training {method.name!r} (seed {seed}) failed with exit code '
@@ -236,6 +290,11 @@ class Benchmark:
                     f'{self.run_dir(method, seed)}/train_stdout.log)')
                 try:
                     result = self.train_one(method, seed)
+                except RunInProgress as err:  # its own process reports it; run again to collect
+                    say(f'{prefix}: skipped, {err}')
+                    if method.role == 'teacher' and seed == self.teacher_seed:
+                        teacher_done.set()  # distillation runs then fail: no teacher yet
+                    continue
                 except Exception as err:  # reported at the end; independent runs go on
                     say(f'{prefix}: FAILED: {err}')
                     failures.append(err)

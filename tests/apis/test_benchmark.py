@@ -7,7 +7,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from kd_det.apis.benchmark import Benchmark, markdown_table
+from kd_det.apis.benchmark import (RUN_LOCK, Benchmark, RunInProgress, claim_run_dir,
+                                  markdown_table)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STUDENT = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
@@ -222,3 +223,45 @@ def test_a_newly_trained_method_remeasures_every_method_side_by_side(tmp_path, m
     assert set(cache['step_time']) == {'student', 'distilled'}
     bench.measure(remeasure=True)
     assert len(measured) == 8
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
+    lock = tmp_path / RUN_LOCK
+    with claim_run_dir(str(tmp_path)):
+        assert lock.read_text().split()[1] == str(os.getpid())
+        with pytest.raises(RunInProgress, match=f'being trained by process {os.getpid()}'):
+            with claim_run_dir(str(tmp_path)):
+                pass
+    assert not lock.exists()  # released
+    # a claim left by a process that is gone (a killed benchmark) is taken over
+    import socket
+    import subprocess
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    lock.write_text(f'{socket.gethostname()} {dead.pid}')
+    with claim_run_dir(str(tmp_path)):
+        assert lock.read_text().split()[1] == str(os.getpid())
+    # another host's claim cannot be checked: refused, with the way out in the message
+    lock.write_text('elsewhere 1')
+    with pytest.raises(RunInProgress, match=f'delete {lock}'):
+        with claim_run_dir(str(tmp_path)):
+            pass
+
+
+def test_a_run_in_progress_elsewhere_is_skipped_not_failed(tmp_path, monkeypatch, capsys):
+    bench = Benchmark(make_spec(str(tmp_path)))
+    write_result(bench, 'teacher', 0, 40.0)
+    trained = []
+
+    def busy_train(method, seed):
+        if (method.name, seed) == ('student', 1):
+            raise RunInProgress('.../student/seed1 is being trained by process 42 on host')
+        trained.append((method.name, seed))
+        write_result(bench, method.name, seed, 25.0)
+        return bench.result_of(method, seed)
+
+    monkeypatch.setattr(bench, 'train_one', busy_train)
+    bench.run(jobs=2)  # no exception: the other process will write that result
+    assert len(trained) == 3
+    assert 'student seed 1: skipped, .../student/seed1 is being trained by process 42' in (
+        capsys.readouterr().out)
