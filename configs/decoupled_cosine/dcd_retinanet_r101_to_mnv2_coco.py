@@ -10,5 +10,4 @@ model = dict(
     architecture=_base_.model,
     teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
     teacher_ckpt='checkpoints/retinanet_r101_fpn_2x_coco.pth',
-    distiller=dict(type='DecoupledCosineDistiller', loss_fg_weight=2.0, loss_bg_weight=1.0,
-                   gate='hard'))
+    distiller=dict(type='DecoupledCosineDistiller'))  # v2 defaults

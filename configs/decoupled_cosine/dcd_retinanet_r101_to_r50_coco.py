@@ -10,12 +10,7 @@ model = dict(
     architecture=_base_.model,
     teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
     teacher_ckpt='checkpoints/retinanet_r101_fpn_2x_coco.pth',
-    distiller=dict(
-        type='DecoupledCosineDistiller',
-        loss_fg_weight=2.0,
-        loss_bg_weight=1.0,
-        temperature=1.0,
-        gate='hard'))
+    distiller=dict(type='DecoupledCosineDistiller'))  # v2 defaults
 find_unused_parameters = True
 # distillation diverges more easily than plain training at large learning rates (RESEARCH.md)
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

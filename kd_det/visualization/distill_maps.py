@@ -65,8 +65,8 @@ def draw_distill_maps(entry: Dict[str, np.ndarray], out_file: str,
     levels = available[:3] if levels is None else list(levels)
     image = entry['image']
     fig, axes = plt.subplots(len(levels), 4, figsize=(12, 3.1 * len(levels)), squeeze=False)
-    panels = (('foreground weight (scale-aware)', 'fg_weight', 'viridis'),
-              ('gate: teacher better (1) / not (0)', 'gate', 'RdYlGn'),
+    panels = (('foreground weight', 'fg_weight', 'viridis'),
+              ('weight left by the teacher-better gate', 'gate', 'RdYlGn'),
               ('per-location loss (1-cos fg, KL bg)', 'loss', 'magma'))
     for row, level in enumerate(levels):
         ax = axes[row, 0]

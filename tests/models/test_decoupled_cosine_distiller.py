@@ -1,10 +1,16 @@
-"""DecoupledCosineDistiller inside DetectionDistill: heads, pairs, gradients, edge cases."""
+"""DecoupledCosineDistiller inside DetectionDistill: heads, pairs, gradients, edge cases, v1."""
 import pytest
 import torch
 
 from models.tiny_detectors import build_distill, fake_batch
 
-DCD = dict(type='DecoupledCosineDistiller', loss_fg_weight=2.0, loss_bg_weight=1.0)
+DCD = dict(type='DecoupledCosineDistiller')
+# v1 as kd_det first shipped it (configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_v1.py)
+DCD_V1 = dict(DCD, fg_mode='all_levels', fg_center_features=False, bg_kl='bernoulli',
+              bg_gate='teacher_better', loss_bg_feat_weight=0.0, gate_quality='score',
+              gate_floor=0.0, loss_fg_weight=2.0, loss_bg_weight=1.0)
+V2_KEYS = ('distill.loss_fg_cos', 'distill.loss_bg_feat', 'distill.loss_bg_kl',
+           'distill.fg_gate_ratio')
 
 
 def _distill_losses(algorithm, inputs, samples):
@@ -16,18 +22,20 @@ def _distill_losses(algorithm, inputs, samples):
 def test_builds_and_distills_every_dense_head_kind(kind):
     algorithm = build_distill(kind, kind, DCD)
     distill, losses = _distill_losses(algorithm, *fake_batch())
-    for key in ('distill.loss_fg_cos', 'distill.loss_bg_kl', 'distill.fg_gate_ratio',
-                'distill.bg_gate_ratio'):
+    for key in V2_KEYS:
         assert key in distill and torch.isfinite(distill[key]), (kind, key)
+    assert distill['distill.loss_bg_feat'] > 0 and distill['distill.loss_bg_kl'] > 0
     assert 0.0 <= distill['distill.fg_gate_ratio'] <= 1.0
+    # every object is assigned to exactly one level
+    shares = [float(distill[f'distill.l{i}_objects']) for i in range(5)]
+    assert sum(shares) == pytest.approx(1.0)
     assert any(k.startswith('student.') for k in losses)
 
 
 def test_gradients_reach_the_student_and_connectors_never_the_teacher():
-    # gate off: with random networks the gate may close whole levels, hiding the gradient path
-    algorithm = build_distill('retinanet', 'retinanet', dict(DCD, gate='off'))
+    algorithm = build_distill('retinanet', 'retinanet', DCD)
     distill, _ = _distill_losses(algorithm, *fake_batch())
-    (distill['distill.loss_fg_cos'] + distill['distill.loss_bg_kl']).backward()
+    sum(v for k, v in distill.items() if 'loss' in k).backward()
     assert all(p.grad is None for p in algorithm.teacher.parameters())
     assert algorithm.student.backbone.conv1.weight.grad.abs().sum() > 0
     assert algorithm.student.bbox_head.retina_cls.weight.grad.abs().sum() > 0
@@ -40,16 +48,24 @@ def test_heterogeneous_pair_resnet_teacher_mobilenet_student_narrower_neck():
     connector = algorithm.distiller.feature_connectors[0]
     assert connector.in_channels == 16 and connector.out_channels == 64
     distill, _ = _distill_losses(algorithm, *fake_batch())
-    assert torch.isfinite(distill['distill.loss_fg_cos'])
+    assert all(torch.isfinite(distill[k]) for k in V2_KEYS)
 
 
 def test_two_stage_student_gets_feature_terms_and_rpn_objectness_terms():
-    # gate off: two random networks decide the object gate by chance, and it may close all
-    algorithm = build_distill('faster_rcnn', 'faster_rcnn', dict(DCD, gate='off'))
+    algorithm = build_distill('faster_rcnn', 'faster_rcnn', DCD)
     assert algorithm.distiller.head_spec == (1, True, 'rpn_head')
     distill, _ = _distill_losses(algorithm, *fake_batch())
     assert torch.isfinite(distill['distill.loss_fg_cos']) and distill['distill.loss_fg_cos'] > 0
-    assert torch.isfinite(distill['distill.loss_bg_kl'])
+    assert torch.isfinite(distill['distill.loss_bg_kl']) and distill['distill.loss_bg_kl'] > 0
+
+
+def test_feature_only_teacher_distills_foreground_on_every_level_ungated():
+    algorithm = build_distill('retinanet', 'retinanet', DCD, teacher_head=None)
+    algorithm.distiller._head_specs.clear()  # as if neither model had a dense head
+    distill, _ = _distill_losses(algorithm, *fake_batch())
+    assert 'distill.loss_bg_kl' not in distill
+    assert all(float(distill[f'distill.l{i}_objects']) == 1.0 for i in range(5))
+    assert distill['distill.loss_fg_cos'] > 0 and distill['distill.loss_bg_feat'] > 0
 
 
 def test_images_without_objects_give_zero_foreground_loss_and_finite_background_loss():
@@ -58,28 +74,76 @@ def test_images_without_objects_give_zero_foreground_loss_and_finite_background_
     distill, _ = _distill_losses(algorithm, *fake_batch(boxes=empty))
     assert distill['distill.loss_fg_cos'].item() == 0.0
     assert distill['distill.fg_gate_ratio'].item() == 0.0
-    assert torch.isfinite(distill['distill.loss_bg_kl']) and distill['distill.loss_bg_kl'] > 0
+    for key in ('distill.loss_bg_feat', 'distill.loss_bg_kl'):
+        assert torch.isfinite(distill[key]) and distill[key] > 0
 
 
 def test_a_teacher_no_better_than_the_student_teaches_nothing():
-    # identical networks and weights: features align (cos loss 0), predictions agree (KL 0)
-    # and the strict gate never opens, since the teacher never beats the student
-    algorithm = build_distill('retinanet', 'retinanet', DCD, teacher_neck=32)
-    algorithm.teacher.load_state_dict(algorithm.student.state_dict())
-    algorithm.eval()  # same BN behaviour in both
+    # identical networks and weights: features align, spatial distributions agree, and the
+    # gate never opens since the teacher never beats the student
+    for distiller in (DCD, DCD_V1):
+        algorithm = build_distill('retinanet', 'retinanet', distiller, teacher_neck=32)
+        algorithm.teacher.load_state_dict(algorithm.student.state_dict())
+        algorithm.eval()  # same BN behaviour in both
+        distill, _ = _distill_losses(algorithm, *fake_batch())
+        assert distill['distill.fg_gate_ratio'].item() == 0.0
+        for key, value in distill.items():
+            if 'loss' in key:
+                assert value.item() == pytest.approx(0.0, abs=1e-5), key
+
+
+def test_closed_gate_keeps_the_floor_of_the_foreground_signal(monkeypatch):
+    algorithm = build_distill('retinanet', 'retinanet', dict(DCD, gate_floor=0.25))
+    distiller = algorithm.distiller
+    inputs, samples = fake_batch()
+    open_loss = _distill_losses(algorithm, inputs, samples)[0]['distill.loss_fg_cos']
+
+    def teacher_always_worse(step):
+        def qualities(image, boxes, labels, insides):
+            levels = torch.zeros(len(boxes), len(insides))
+            levels[:, 0] = 0.5  # assign every object to P3, the student is better there
+            return levels, levels + 0.1
+        return qualities
+
+    def teacher_always_better(step):
+        def qualities(image, boxes, labels, insides):
+            levels = torch.zeros(len(boxes), len(insides))
+            levels[:, 0] = 0.5
+            return levels, levels - 0.1
+        return qualities
+
+    monkeypatch.setattr(distiller, '_qualities', teacher_always_better)
+    better = _distill_losses(algorithm, inputs, samples)[0]
+    monkeypatch.setattr(distiller, '_qualities', teacher_always_worse)
+    worse = _distill_losses(algorithm, inputs, samples)[0]
+    assert better['distill.fg_gate_ratio'].item() == 1.0
+    assert worse['distill.fg_gate_ratio'].item() == 0.0
+    assert worse['distill.loss_fg_cos'].item() == pytest.approx(
+        0.25 * better['distill.loss_fg_cos'].item(), rel=1e-5)
+    assert float(better['distill.l0_objects']) == 1.0
+    assert open_loss > 0
+
+
+@pytest.mark.parametrize('kind,fg,bg', [('retinanet', 5.9456511, 5.7737598),
+                                        ('fcos', 5.8151207, 0.2983617)])
+def test_v1_options_reproduce_the_first_version_exactly(kind, fg, bg):
+    # values printed by kd_det's v1 code (before v2) for this seed, fg x6 / bg x10, gate off
+    torch.manual_seed(0)
+    algorithm = build_distill(kind, kind, dict(DCD_V1, gate='off', loss_fg_weight=6.0,
+                                               loss_bg_weight=10.0))
     distill, _ = _distill_losses(algorithm, *fake_batch())
-    assert distill['distill.fg_gate_ratio'].item() == 0.0
-    assert distill['distill.bg_gate_ratio'].item() == 0.0
-    assert distill['distill.loss_fg_cos'].item() == pytest.approx(0.0, abs=1e-6)
-    assert distill['distill.loss_bg_kl'].item() == pytest.approx(0.0, abs=1e-6)
+    assert distill['distill.loss_fg_cos'].item() == pytest.approx(fg, rel=1e-5)
+    assert distill['distill.loss_bg_kl'].item() == pytest.approx(bg, rel=1e-5)
+    assert 'distill.loss_bg_feat' not in distill
+    assert distill['distill.bg_gate_ratio'].item() == 1.0
 
 
-def test_gate_off_keeps_every_location_and_soft_gate_is_fractional():
-    off = build_distill('retinanet', 'retinanet', dict(DCD, gate='off'))
+def test_v1_gate_off_keeps_every_location_and_soft_gate_is_fractional():
+    off = build_distill('retinanet', 'retinanet', dict(DCD_V1, gate='off'))
     distill, _ = _distill_losses(off, *fake_batch())
     assert distill['distill.fg_gate_ratio'].item() == 1.0
     assert distill['distill.bg_gate_ratio'].item() == 1.0
-    soft = build_distill('retinanet', 'retinanet', dict(DCD, gate='soft'))
+    soft = build_distill('retinanet', 'retinanet', dict(DCD_V1, gate='soft'))
     distill, _ = _distill_losses(soft, *fake_batch())
     assert 0.0 < distill['distill.bg_gate_ratio'].item() < 1.0
 
@@ -95,9 +159,20 @@ def test_losses_stay_finite_under_bf16_autocast():
                if p.grad is not None)
 
 
-def test_bad_options_and_mismatched_classes_fail_with_clear_errors():
-    with pytest.raises(ValueError, match="gate must be one of"):
-        build_distill('retinanet', 'retinanet', dict(DCD, gate='maybe'))
+@pytest.mark.parametrize('options,message', [
+    (dict(gate='maybe'), 'gate must be one of'),
+    (dict(fg_mode='everywhere'), 'fg_mode must be one of'),
+    (dict(bg_kl='l2'), 'bg_kl must be one of'),
+    (dict(gate_quality='iou'), 'gate_quality must be one of'),
+    (dict(gate_level='location'), "needs fg_mode='all_levels'"),
+    (dict(gate_floor=1.5), r'gate_floor must be in \[0, 1\]'),
+])
+def test_bad_options_fail_with_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        build_distill('retinanet', 'retinanet', dict(DCD, **options))
+
+
+def test_mismatched_classes_fail_with_a_clear_error():
     from models.tiny_detectors import tiny_detector_cfg
     from mmrazor.registry import MODELS
     teacher = tiny_detector_cfg('retinanet', 64)

@@ -84,3 +84,56 @@ def test_kl_stays_finite_for_extreme_logits():
         kl = prediction_kl(s, t, use_sigmoid)
         kl.sum().backward()
         assert torch.isfinite(kl).all() and torch.isfinite(s.grad).all()
+
+
+# ---- channel-wise spatial distribution KL -------------------------------------------------------
+def test_channel_spatial_kl_known_value_and_zero_for_equal_maps():
+    from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
+    # one channel, two cells: teacher logits (0, ln 3) -> (1/4, 3/4); student (0, 0) -> (1/2, 1/2)
+    teacher = torch.tensor([0.0, math.log(3.0)]).view(1, 1, 1, 2)
+    student = torch.zeros(1, 1, 1, 2)
+    expected = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    kl = channel_spatial_kl(student, teacher)
+    assert kl.shape == (1, 1)
+    assert kl.item() == pytest.approx(expected, rel=1e-5)
+    # temperature 2: logits halved, result times 4
+    t2 = channel_spatial_kl(student, teacher, temperature=2.0)
+    pt = torch.softmax(teacher.flatten() / 2, dim=0)
+    assert t2.item() == pytest.approx(4 * float((pt * (pt / 0.5).log()).sum()), rel=1e-5)
+    maps = torch.randn(2, 3, 4, 5)
+    assert torch.allclose(channel_spatial_kl(maps, maps), torch.zeros(2, 3), atol=1e-6)
+
+
+def test_channel_spatial_kl_mask_ignores_cells_outside_and_empty_images_give_zero():
+    from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
+    teacher = torch.tensor([0.0, math.log(3.0), 5.0]).view(1, 1, 1, 3).repeat(2, 1, 1, 1)
+    student = torch.tensor([0.0, 0.0, -7.0]).view(1, 1, 1, 3).repeat(2, 1, 1, 1)
+    mask = torch.tensor([[[True, True, False]], [[False, False, False]]])
+    kl = channel_spatial_kl(student, teacher, mask=mask)
+    expected = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    assert kl[0, 0].item() == pytest.approx(expected, rel=1e-5)  # the third cell plays no part
+    assert kl[1, 0].item() == 0.0
+
+
+def test_channel_spatial_kl_same_bias_on_both_sides_keeps_the_optimum_but_reweights():
+    from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
+    teacher = torch.randn(1, 4, 3, 3)
+    bias = torch.rand(1, 3, 3) * 2
+    assert torch.allclose(channel_spatial_kl(teacher, teacher, bias=bias), torch.zeros(1, 4),
+                          atol=1e-6)
+    student = teacher + torch.randn(1, 4, 3, 3)
+    assert not torch.allclose(channel_spatial_kl(student, teacher, bias=bias),
+                              channel_spatial_kl(student, teacher))
+
+
+def test_channel_spatial_kl_gradient_reaches_the_student_and_bad_shapes_fail():
+    from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
+    student = torch.randn(1, 2, 3, 3, requires_grad=True)
+    teacher = torch.randn(1, 2, 3, 3, requires_grad=True)
+    channel_spatial_kl(student, teacher.detach()).sum().backward()
+    assert student.grad.abs().sum() > 0 and teacher.grad is None
+    with pytest.raises(ValueError, match='align them'):
+        channel_spatial_kl(torch.zeros(1, 2, 3, 3), torch.zeros(1, 4, 3, 3))
+    with pytest.raises(ValueError, match=r'mask must be \(N, H, W\)'):
+        channel_spatial_kl(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3),
+                           mask=torch.ones(3, 3, dtype=torch.bool))
