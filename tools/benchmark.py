@@ -70,6 +70,9 @@ def main(argv=None):
     rows = bench.rows(measurements)
     paths = bench.write_reports(rows)
     print(markdown_table(rows))
+    if 'paired' in paths:
+        with open(paths['paired']) as f:
+            print('\nPaired by seed:\n' + f.read())
     for kind, path in paths.items():
         print(f'{kind}: {path}')
 

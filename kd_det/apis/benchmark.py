@@ -403,13 +403,20 @@ class Benchmark:
         return rows
 
     def write_reports(self, rows: List[dict]) -> Dict[str, str]:
-        """Write results.csv, results.md and, when latency was measured, map_vs_latency.png."""
+        """Write results.csv, results.md, results_paired.md (with the spec's ``paired_reference``)
+        and, when latency was measured, map_vs_latency.png."""
         os.makedirs(self.work_root, exist_ok=True)
         paths = dict(csv=osp.join(self.work_root, 'results.csv'),
                      markdown=osp.join(self.work_root, 'results.md'))
-        write_csv(paths['csv'], self.per_seed_rows())
+        per_seed = self.per_seed_rows()
+        write_csv(paths['csv'], per_seed)
         with open(paths['markdown'], 'w') as f:
             f.write(markdown_table(rows) + '\n')
+        reference = self.spec.get('paired_reference')
+        if reference and any(r['method'] == reference for r in per_seed):
+            paths['paired'] = osp.join(self.work_root, 'results_paired.md')
+            with open(paths['paired'], 'w') as f:
+                f.write(paired_markdown(paired_by_seed(per_seed, reference), reference) + '\n')
         if any('latency_torch_ms' in row for row in rows):
             paths['plot'] = osp.join(self.work_root, 'map_vs_latency.png')
             plot_map_vs_latency(rows, paths['plot'])
@@ -451,6 +458,57 @@ def collect_run_result(work_dir: str) -> dict:
     result['step_time_s'] = statistics.median(steady) if steady else float('nan')
     result['checkpoint'] = checkpoint
     return result
+
+
+def paired_by_seed(per_seed_rows: List[dict], reference: str,
+                   metric: str = 'mAP') -> List[dict]:
+    """Each method against ``reference`` on the seeds both ran: per-seed deltas and wins.
+
+    Seed noise (several mAP points here) is shared by two methods trained with the same seed on
+    the same data order, so per-seed differences are far less noisy than differences of means.
+
+    Args:
+        per_seed_rows: one dict per run with ``method``, ``seed`` and ``metric``.
+        reference: the method every other one is compared with.
+
+    Returns:
+        One dict per other method that shares at least one seed with the reference (teacher and
+        other rows without shared seeds are left out): ``method``, ``seeds`` (list), ``deltas``
+        (list, method - reference), ``mean_delta``, ``std_delta`` (0 for one seed), ``wins``
+        (seeds where the method is strictly better), ``n``.
+    """
+    by_method: Dict[str, Dict[int, float]] = {}
+    for row in per_seed_rows:
+        by_method.setdefault(row['method'], {})[int(row['seed'])] = float(row[metric])
+    if reference not in by_method:
+        raise ValueError(f'paired comparison: reference {reference!r} has no results; methods '
+                         f'with results: {sorted(by_method)}')
+    base = by_method[reference]
+    table = []
+    for method, values in by_method.items():
+        seeds = sorted(set(values) & set(base))
+        if method == reference or not seeds or any(
+                r.get('role') == 'teacher' for r in per_seed_rows if r['method'] == method):
+            continue
+        deltas = [values[s] - base[s] for s in seeds]
+        table.append(dict(method=method, seeds=seeds, deltas=deltas,
+                          mean_delta=statistics.mean(deltas),
+                          std_delta=statistics.stdev(deltas) if len(deltas) > 1 else 0.0,
+                          wins=sum(d > 0 for d in deltas), n=len(deltas)))
+    return table
+
+
+def paired_markdown(table: List[dict], reference: str) -> str:
+    """The paired comparison as a markdown table (deltas in mAP points, per seed in order)."""
+    lines = [f'| method | seeds | Δ mAP vs {reference} (mean ± std) | wins | per-seed Δ |',
+             '|---|---|---|---|---|']
+    for row in table:
+        per_seed = ' / '.join(f'{d:+.1f}' for d in row['deltas'])
+        spread = f' ± {row["std_delta"]:.1f}' if row['n'] > 1 else ''
+        lines.append(f'| {row["method"]} | {",".join(map(str, row["seeds"]))} | '
+                     f'{row["mean_delta"]:+.1f}{spread} | {row["wins"]}/{row["n"]} | '
+                     f'{per_seed} |')
+    return '\n'.join(lines)
 
 
 def add_gap_closed(rows: List[dict], methods: Dict[str, Method]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from mmengine.config import Config
 
 from kd_det.apis.benchmark import (RUN_LOCK, Benchmark, RunInProgress, claim_run_dir,
-                                  markdown_table)
+                                  markdown_table, paired_by_seed)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STUDENT = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
@@ -57,6 +57,33 @@ def test_rows_average_seeds_and_report_the_gap_closed(tmp_path):
     assert '| gap closed |' in table.splitlines()[0]
     assert '| teacher | 1 | 40.0 | - | 80.0 |' in table  # one seed: no ± 0.0
     assert '| distilled | 2 | 32.0 ± 2.8 | 58 % |' in table
+
+
+def test_paired_by_seed_gives_per_seed_deltas_and_wins_on_shared_seeds_only():
+    rows = [dict(method='cwd', seed=s, mAP=m) for s, m in [(0, 30.0), (1, 36.0), (2, 33.0)]]
+    rows += [dict(method='ours', seed=s, mAP=m) for s, m in [(0, 32.0), (1, 35.0), (2, 36.0),
+                                                             (3, 99.0)]]
+    rows += [dict(method='teacher', role='teacher', seed=0, mAP=45.0)]
+    table = paired_by_seed(rows, 'cwd')
+    assert [r['method'] for r in table] == ['ours']  # no teacher, no reference row
+    ours = table[0]
+    assert ours['seeds'] == [0, 1, 2]  # seed 3 has no reference to pair with
+    assert ours['deltas'] == [2.0, -1.0, 3.0]
+    assert ours['mean_delta'] == pytest.approx(4 / 3) and ours['wins'] == 2 and ours['n'] == 3
+    assert ours['std_delta'] == pytest.approx(2.0816660, rel=1e-6)
+    with pytest.raises(ValueError, match="reference 'pkd' has no results"):
+        paired_by_seed(rows, 'pkd')
+
+
+def test_paired_report_is_written_when_the_spec_names_a_reference(tmp_path):
+    bench = Benchmark(make_spec(str(tmp_path), paired_reference='student'))
+    for name, seed, mAP in [('teacher', 0, 40.0), ('student', 0, 20.0), ('student', 1, 22.0),
+                            ('distilled', 0, 30.0), ('distilled', 1, 21.0)]:
+        write_result(bench, name, seed, mAP)
+    paths = bench.write_reports(bench.rows())
+    with open(paths['paired']) as f:
+        text = f.read()
+    assert '| distilled | 0,1 | +4.5 ± 7.8 | 1/2 | +10.0 / -1.0 |' in text
 
 
 def test_gap_between_names_any_pair_and_unknown_names_fail(tmp_path):
