@@ -98,20 +98,14 @@ def test_closed_gate_keeps_the_floor_of_the_foreground_signal(monkeypatch):
     inputs, samples = fake_batch()
     open_loss = _distill_losses(algorithm, inputs, samples)[0]['distill.loss_fg_cos']
 
-    def teacher_always_worse(step):
-        def qualities(image, boxes, labels, insides):
-            levels = torch.zeros(len(boxes), len(insides))
-            levels[:, 0] = 0.5  # assign every object to P3, the student is better there
-            return levels, levels + 0.1
+    def qualities_with(student_offset):
+        def qualities(step, boxes, labels, insides):
+            teacher = torch.zeros(boxes.shape[:2] + (len(insides), ))
+            teacher[..., 0] = 0.5  # every object assigned to P3
+            return teacher, teacher + student_offset
         return qualities
 
-    def teacher_always_better(step):
-        def qualities(image, boxes, labels, insides):
-            levels = torch.zeros(len(boxes), len(insides))
-            levels[:, 0] = 0.5
-            return levels, levels - 0.1
-        return qualities
-
+    teacher_always_better, teacher_always_worse = qualities_with(-0.1), qualities_with(0.1)
     monkeypatch.setattr(distiller, '_qualities', teacher_always_better)
     better = _distill_losses(algorithm, inputs, samples)[0]
     monkeypatch.setattr(distiller, '_qualities', teacher_always_worse)

@@ -6,7 +6,7 @@ import torch
 
 from kd_det.models.utils.object_regions import (assigned_levels, cell_centers,
                                                 center_prior_cells, joint_object_weights,
-                                                object_quality)
+                                                object_quality, pad_objects)
 
 
 def test_cell_centers_follow_the_heads_prior_offset():
@@ -35,19 +35,33 @@ def test_a_box_smaller_than_a_cell_gets_the_nearest_cell():
     assert prior[0, 2, 2] > 0
 
 
+def test_center_prior_cells_keeps_leading_batch_dims():
+    boxes = torch.tensor([[[5.0, 0.0, 15.0, 10.0], [21.0, 21.0, 23.0, 23.0]]])  # (1, 2, 4)
+    inside, prior = center_prior_cells(boxes, (4, 4), (10.0, 5.0), center_offset=0.5)
+    assert inside.shape == prior.shape == (1, 2, 4, 4)
+    single, _ = center_prior_cells(boxes[0, :1], (4, 4), (10.0, 5.0), center_offset=0.5)
+    assert torch.equal(inside[0, :1], single)
+
+
+def test_pad_objects_pads_to_the_fullest_image_and_marks_padding():
+    boxes, labels, valid = pad_objects([torch.ones(2, 4), torch.zeros(0, 4)],
+                                       [torch.tensor([3, 1]), torch.zeros(0, dtype=torch.long)])
+    assert boxes.shape == (2, 2, 4) and labels.tolist() == [[3, 1], [0, 0]]
+    assert valid.tolist() == [[True, True], [False, False]]
+    assert pad_objects([torch.zeros(0, 4)], [torch.zeros(0)])[0].shape == (1, 1, 4)
+
+
 def test_object_quality_is_best_score_times_iou_inside_the_object():
-    probs = torch.zeros(2, 3, 1, 2)  # A=2 anchors, 3 classes, grid 1x2
-    probs[0, 1, 0, 0] = 0.8  # anchor 0 cell 0 says class 1 with 0.8
-    probs[1, 1, 0, 1] = 0.9  # anchor 1 cell 1 says 0.9, but cell 1 is outside the object
-    inside = torch.tensor([[[True, False]]])
-    labels = torch.tensor([1])
-    assert object_quality(probs, labels, inside).tolist() == pytest.approx([0.8])
-    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
-    pred = torch.zeros(2, 4, 1, 2)
-    pred[0, :, 0, 0] = torch.tensor([0.0, 0.0, 10.0, 5.0])  # IoU 0.5 with the GT box
-    assert object_quality(probs, labels, inside, gt, pred).tolist() == pytest.approx([0.4])
-    assert object_quality(probs, torch.zeros(0, dtype=torch.long),
-                          torch.zeros(0, 1, 2, dtype=torch.bool)).numel() == 0
+    probs = torch.zeros(1, 2, 3, 1, 2)  # N=1, A=2 anchors, 3 classes, grid 1x2
+    probs[0, 0, 1, 0, 0] = 0.8  # anchor 0 cell 0 says class 1 with 0.8
+    probs[0, 1, 1, 0, 1] = 0.9  # anchor 1 cell 1 says 0.9, but cell 1 is outside the object
+    inside = torch.tensor([[[[True, False]], [[False, False]]]])  # object 2 is padding
+    labels = torch.tensor([[1, 0]])
+    assert object_quality(probs, labels, inside)[0].tolist() == pytest.approx([0.8, 0.0])
+    gt = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 0.0, 0.0]]])
+    pred = torch.zeros(1, 2, 4, 1, 2)
+    pred[0, 0, :, 0, 0] = torch.tensor([0.0, 0.0, 10.0, 5.0])  # IoU 0.5 with the GT box
+    assert object_quality(probs, labels, inside, gt, pred)[0].tolist() == pytest.approx([0.4, 0.0])
 
 
 def test_assigned_level_is_the_teachers_best_and_weights_sum_to_one_per_object():

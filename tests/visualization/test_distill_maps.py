@@ -23,8 +23,10 @@ def test_maps_per_image_and_level_and_png(tmp_path, options, gate_values):
     assert entry['fg_weight/0'].shape == (8, 12)  # stride 8 on a 64 x 96 input
     gate = entry['gate/0']
     assert set(np.unique(gate)).issubset(gate_values)
-    # foreground cells are exactly the ones the GT boxes cover
-    assert (entry['fg_weight/0'] > 0).sum() > 0
+    total = sum(entry[f'fg_weight/{level}'].sum() for level in range(5))
+    assert total > 0
+    if not options:  # v2: each of the 2 objects carries a weight of 1 over its levels
+        assert total == pytest.approx(2.0, rel=1e-5)
     out = tmp_path / 'maps.png'
     draw_distill_maps(entry, str(out), levels=[0, 1])
     assert out.stat().st_size > 10_000

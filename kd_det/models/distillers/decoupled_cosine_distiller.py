@@ -15,7 +15,8 @@ from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_c
                                        teacher_better_gate)
 from kd_det.models.utils.masks import batch_scale_aware_foreground
 from kd_det.models.utils.object_regions import (assigned_levels, center_prior_cells,
-                                                joint_object_weights, object_quality)
+                                                joint_object_weights, object_quality,
+                                                pad_objects)
 from .dense_distiller_base import DenseDetectionDistiller
 
 GATE_MODES = ('hard', 'soft', 'off')
@@ -252,44 +253,30 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         """
         teacher_feats = step['teacher_feats']
         num_levels = len(teacher_feats)
-        shapes = [tuple(t.shape[-2:]) for t in teacher_feats]
-        strides = [self._stride(step, t) for t in teacher_feats]
-        offsets = self._center_offsets(num_levels)
-        has_head = self.head_spec is not None
-        qualities = self._qualities(step) if has_head else None
-
-        device = teacher_feats[0].device
-        gated = [torch.zeros((len(step['boxes']), ) + shape, device=device) for shape in shapes]
-        ungated = [torch.zeros_like(w) for w in gated]
-        masks = [torch.zeros_like(w, dtype=torch.bool) for w in gated]
-        num_objects, gate_open = 0, 0.0
-        objects_per_level = [0] * num_levels
-        for image, (boxes, labels) in enumerate(zip(step['boxes'], step['labels'])):
-            if len(boxes) == 0:
-                continue
-            cells = [center_prior_cells(boxes, shape, stride, offset, self.center_sigma)
-                     for shape, stride, offset in zip(shapes, strides, offsets)]
-            if has_head:
-                t_quality, s_quality = qualities(image, boxes, labels, [c[0] for c in cells])
-                levels = assigned_levels(t_quality)
-                gate = self._gate(t_quality.amax(dim=1), s_quality.amax(dim=1))
-                gate_open += float(gate.sum())
-                gate = self.gate_floor + (1.0 - self.gate_floor) * gate
-            else:
-                levels = torch.ones((len(boxes), num_levels), dtype=torch.bool, device=device)
-                gate = torch.ones(len(boxes), device=device)
-            object_weights = joint_object_weights([c[1] for c in cells], levels)
-            for level, level_weights in enumerate(object_weights):
-                gated[level][image] = (level_weights * gate[:, None, None]).sum(dim=0)
-                if not gated_weights:
-                    ungated[level][image] = level_weights.sum(dim=0)
-                masks[level][image] = (level_weights > 0).any(dim=0)
-                objects_per_level[level] += int(levels[:, level].sum())
-            num_objects += len(boxes)
-        result = dict(gated_weight=gated, mask=masks, num_objects=num_objects,
-                      gate_open=gate_open, objects_per_level=objects_per_level)
+        boxes, labels, valid = pad_objects(step['boxes'], step['labels'])
+        cells = []  # per level (N, K, H, W) inside masks and centre priors
+        for feat, offset in zip(teacher_feats, self._center_offsets(num_levels)):
+            inside, prior = center_prior_cells(boxes, tuple(feat.shape[-2:]),
+                                               self._stride(step, feat), offset,
+                                               self.center_sigma)
+            cells.append((inside & valid[:, :, None, None], prior * valid[:, :, None, None]))
+        if self.head_spec is not None:
+            t_quality, s_quality = self._qualities(step, boxes, labels, [c[0] for c in cells])
+            levels = assigned_levels(t_quality) & valid[:, :, None]
+            gate = self._gate(t_quality.amax(dim=2), s_quality.amax(dim=2)) * valid
+            gate_open = float(gate.sum())
+            gate = self.gate_floor + (1.0 - self.gate_floor) * gate
+        else:
+            levels = valid[:, :, None].expand(-1, -1, num_levels)
+            gate, gate_open = valid.float(), 0.0
+        object_weights = joint_object_weights([c[1] for c in cells], levels)
+        result = dict(
+            gated_weight=[(w * gate[:, :, None, None]).sum(dim=1) for w in object_weights],
+            mask=[(w > 0).any(dim=1) for w in object_weights],
+            num_objects=int(valid.sum()), gate_open=gate_open,
+            objects_per_level=levels.sum(dim=(0, 1)).tolist())
         if not gated_weights:
-            result['weight'] = ungated
+            result['weight'] = [w.sum(dim=1) for w in object_weights]
         return result
 
     def _assigned_level_maps(self, step: dict) -> List[Dict[str, Tensor]]:
@@ -326,31 +313,25 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         offset = getattr(generator, 'center_offset', getattr(generator, 'offset', 0.5))
         return [float(offset)] * num_levels
 
-    def _qualities(self, step: dict):
-        """A function ``(image, boxes, labels, insides) -> (teacher, student) (K, L) qualities``.
+    def _qualities(self, step: dict, boxes: Tensor, labels: Tensor,
+                   insides: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """(N, K, L) teacher and student qualities of every object on every level.
 
-        Probabilities and (for ``gate_quality='score_iou'``) decoded boxes of all levels are
-        computed once per step, without gradients.
+        Args:
+            boxes, labels: padded objects, (N, K, 4) and (N, K).
+            insides: per level (N, K, H, W) object cells.
         """
-        cls_out_channels, use_sigmoid, _ = self.head_spec
         with torch.no_grad():
-            probs = [self._probs(t, s) for t, s in zip(step['teacher_logits'],
-                                                       step['student_logits'])]
-            boxes = self._decoded_boxes() if self.gate_quality == 'score_iou' else None
-
-        def qualities(image, gt_boxes, labels, insides):
-            with torch.no_grad():
-                per_role = []
+            decoded = self._decoded_boxes() if self.gate_quality == 'score_iou' else None
+            per_role = ([], [])
+            for level, inside in enumerate(insides):
+                probs = self._probs(step['teacher_logits'][level],
+                                    step['student_logits'][level])
                 for role in (0, 1):  # teacher, student
-                    per_level = []
-                    for level, inside in enumerate(insides):
-                        pred = None if boxes is None else boxes[role][level][image]
-                        per_level.append(object_quality(probs[level][role][image], labels,
-                                                         inside, gt_boxes, pred))
-                    per_role.append(torch.stack(per_level, dim=1))
-            return per_role[0], per_role[1]
-
-        return qualities
+                    pred = None if decoded is None else decoded[role][level]
+                    per_role[role].append(object_quality(probs[role], labels, inside, boxes,
+                                                         pred))
+            return torch.stack(per_role[0], dim=2), torch.stack(per_role[1], dim=2)
 
     def _decoded_boxes(self) -> Optional[Tuple[List[Tensor], List[Tensor]]]:
         """Per role (teacher, student) per level (N, A, 4, H, W) boxes, or None if undecodable."""

@@ -1,12 +1,14 @@
 """Where each GT object lives on a feature pyramid: centre-prior cells, detection quality per
 level, the level it is assigned to, and weights normalised jointly over levels.
 
-Everything here works on one image at a time with K objects and is vectorised over objects (no
-per-box Python loops); levels are a short Python list.
+Objects come as a padded batch, (N, K) with K the most objects in one image (see
+:func:`pad_objects`); everything is vectorised over images and objects (no per-box Python
+loops); levels are a short Python list.
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -37,17 +39,18 @@ def center_prior_cells(boxes: Tensor, feat_shape: Tuple[int, int], stride: Tuple
     1 at the box centre, ``exp(-2)`` at the middle of an edge for ``r = 0.25``.
 
     Args:
-        boxes: (K, 4) ``(x1, y1, x2, y2)`` in input pixels.
+        boxes: (..., 4) ``(x1, y1, x2, y2)`` in input pixels, e.g. (K, 4) or (N, K, 4).
         feat_shape: ``(H, W)``.
         stride: ``(sy, sx)`` pixels per cell.
         center_offset: where the head puts a cell's prior, in cells (see :func:`cell_centers`).
         sigma_ratio: Gaussian width as a fraction of the box side.
 
     Returns:
-        inside: (K, H, W) bool, prior: (K, H, W) float (0 outside ``inside``).
+        inside: (..., H, W) bool, prior: (..., H, W) float (0 outside ``inside``).
     """
+    leading = boxes.shape[:-1]
     ys, xs = cell_centers(feat_shape, stride, center_offset, boxes.device)
-    boxes = boxes.float()
+    boxes = boxes.float().reshape(-1, 4)
     x1, y1, x2, y2 = boxes.unbind(dim=1)
     in_x = (xs[None] >= x1[:, None]) & (xs[None] <= x2[:, None])  # (K, W)
     in_y = (ys[None] >= y1[:, None]) & (ys[None] <= y2[:, None])  # (K, H)
@@ -63,8 +66,28 @@ def center_prior_cells(boxes: Tensor, feat_shape: Tuple[int, int], stride: Tuple
     sigma_y = ((y2 - y1).clamp(min=1.0) * sigma_ratio)[:, None, None]
     dx = xs[None, None, :] - cx[:, None, None]
     dy = ys[None, :, None] - cy[:, None, None]
-    prior = torch.exp(-0.5 * ((dx / sigma_x)**2 + (dy / sigma_y)**2))
-    return inside, prior * inside
+    prior = torch.exp(-0.5 * ((dx / sigma_x)**2 + (dy / sigma_y)**2)) * inside
+    return inside.view(leading + inside.shape[1:]), prior.view(leading + prior.shape[1:])
+
+
+def pad_objects(boxes_list: Sequence[Tensor],
+                labels_list: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-image GT boxes and labels as one padded batch.
+
+    Returns:
+        boxes: (N, K, 4), labels: (N, K) long, valid: (N, K) bool; K is the largest number of
+        objects in one image (at least 1, so shapes stay non-empty); padding is all zero.
+    """
+    num = max([len(b) for b in boxes_list] + [1])
+    device = boxes_list[0].device
+    boxes = torch.zeros((len(boxes_list), num, 4), device=device)
+    labels = torch.zeros((len(boxes_list), num), dtype=torch.long, device=device)
+    valid = torch.zeros((len(boxes_list), num), dtype=torch.bool, device=device)
+    for image, (b, lbl) in enumerate(zip(boxes_list, labels_list)):
+        boxes[image, :len(b)] = b.float()
+        labels[image, :len(b)] = lbl.long()
+        valid[image, :len(b)] = True
+    return boxes, labels, valid
 
 
 def object_quality(probs: Tensor, labels: Tensor, inside: Tensor,
@@ -77,58 +100,59 @@ def object_quality(probs: Tensor, labels: Tensor, inside: Tensor,
     detection is not a good one). Without boxes the quality is the score alone.
 
     Args:
-        probs: (A, K_cls, H, W) class probabilities of one image and level.
-        labels: (K, ) GT class per object.
-        inside: (K, H, W) bool, the object's cells.
-        gt_boxes: (K, 4) GT boxes, or None.
-        pred_boxes: (A, 4, H, W) decoded boxes of every anchor, or None.
+        probs: (N, A, K_cls, H, W) class probabilities of one level.
+        labels: (N, K) GT class per object.
+        inside: (N, K, H, W) bool, each object's cells (all False for padding).
+        gt_boxes: (N, K, 4) GT boxes, or None.
+        pred_boxes: (N, A, 4, H, W) decoded boxes of every anchor, or None.
 
     Returns:
-        (K, ) qualities in [0, 1]; 0 for an object without cells.
+        (N, K) qualities in [0, 1]; 0 for an object without cells.
     """
-    num_objects = labels.numel()
-    num_anchors, _, height, width = probs.shape
-    if num_objects == 0:
-        return probs.new_zeros(0)
-    score = probs[:, labels.long()].permute(1, 0, 2, 3)  # (K, A, H, W)
+    n, num_anchors, _, height, width = probs.shape
+    num_objects = labels.shape[1]
+    index = labels.long()[:, :, None, None, None].expand(n, num_objects, num_anchors, height,
+                                                          width)
+    score = probs.transpose(1, 2).gather(1, index)  # (N, K, A, H, W)
     if gt_boxes is not None and pred_boxes is not None:
         from mmdet.structures.bbox import bbox_overlaps
-        flat = pred_boxes.permute(0, 2, 3, 1).reshape(-1, 4).float()
-        iou = bbox_overlaps(gt_boxes.float(), flat).view(num_objects, num_anchors, height, width)
-        score = score * iou
-    score = score * inside[:, None]
-    return score.flatten(1).amax(dim=1)
+        flat = pred_boxes.permute(0, 1, 3, 4, 2).reshape(n, -1, 4).float()
+        iou = bbox_overlaps(gt_boxes.float(), flat)  # (N, K, A*H*W)
+        score = score * iou.view(n, num_objects, num_anchors, height, width)
+    score = score * inside[:, :, None]
+    return score.flatten(2).amax(dim=2)
 
 
 def assigned_levels(teacher_quality: Tensor) -> Tensor:
-    """One-hot (K, L) level assignment: the level where the teacher detects the object best.
+    """One-hot (..., L) level assignment: the level where the teacher detects the object best.
 
     The teacher's head was trained to make the object a positive where its assigner put it, so
     its best ``score x IoU`` names that level without assuming an anchor layout (anchor, point
     or distribution heads alike). Ties go to the finer level.
 
     Args:
-        teacher_quality: (K, L) from :func:`object_quality` per level.
+        teacher_quality: (..., L), e.g. (N, K, L), from :func:`object_quality` per level.
     """
-    assigned = torch.zeros_like(teacher_quality, dtype=torch.bool)
-    if teacher_quality.numel():
-        assigned[torch.arange(teacher_quality.shape[0]), teacher_quality.argmax(dim=1)] = True
-    return assigned
+    if teacher_quality.numel() == 0:
+        return torch.zeros_like(teacher_quality, dtype=torch.bool)
+    num_levels = teacher_quality.shape[-1]
+    return F.one_hot(teacher_quality.argmax(dim=-1), num_levels).bool()
 
 
 def joint_object_weights(priors: Sequence[Tensor], levels: Tensor) -> List[Tensor]:
-    """Per-level (K, H, W) cell weights, each object's weights summing to 1 over its levels.
+    """Per-level cell weights, each object's weights summing to 1 over its levels.
 
     Args:
-        priors: per level (K, H_l, W_l) non-negative weights (e.g. the centre prior).
-        levels: (K, L) bool, the levels each object is distilled on.
+        priors: per level (..., H_l, W_l) non-negative weights (e.g. the centre prior), with the
+            same leading object dims, e.g. (K, ...) or (N, K, ...).
+        levels: (..., L) bool, the levels each object is distilled on.
 
     Returns:
-        Per level (K, H_l, W_l) weights; an object on no level (or with zero prior) gets 0.
+        Per level (..., H_l, W_l) weights; an object on no level (or with zero prior) gets 0.
     """
-    selected = [prior * levels[:, level, None, None] for level, prior in enumerate(priors)]
+    selected = [prior * levels[..., level, None, None] for level, prior in enumerate(priors)]
     if not selected:
         return []
-    totals = torch.stack([s.flatten(1).sum(dim=1) for s in selected], dim=1).sum(dim=1)
+    totals = sum(s.flatten(-2).sum(dim=-1) for s in selected)
     scale = torch.where(totals > 0, 1.0 / totals.clamp(min=1e-12), torch.zeros_like(totals))
-    return [s * scale[:, None, None] for s in selected]
+    return [s * scale[..., None, None] for s in selected]
