@@ -12,14 +12,7 @@ model = dict(
     teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
     teacher_ckpt='checkpoints/retinanet_r101_fpn_2x_coco.pth',
     teacher_head='auto',
-    distiller=dict(
-        type='ConfidenceSoftLabelDistiller',
-        loss_cls_weight=1.0,
-        loss_box_weight=1.0,
-        loss_feat_weight=1.0,
-        region='threshold',
-        region_thr=0.5,
-        hard_weighting=True))
+    distiller=dict(type='ConfidenceSoftLabelDistiller', region_thr=0.5))
 find_unused_parameters = True
-# distillation diverges more easily than plain training at large learning rates (RESEARCH.md)
+# distillation diverges more easily than plain training at large learning rates (users report divergence at lr 0.02 where 0.001 worked)
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -8,18 +8,23 @@ import torch
 from kd_det.models.losses.box_distill import giou_distance
 from kd_det.models.losses.feature_imitation import standardized_feature_distance
 from kd_det.models.losses.prediction_kl import softmax_kl
-from kd_det.models.losses.soft_label import soft_focal_bce, soft_label_loss
+from kd_det.models.losses.soft_label import (confidence_temperature, soft_focal_bce,
+                                             soft_label_loss)
+from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
 from kd_det.models.utils.confidence import (class_margin, location_confidence,
                                             prediction_discrepancy, quality_branch_index,
                                             teacher_reliability)
 from kd_det.models.utils.dense_boxes import box_prediction_kind, decode_dense_boxes
 from kd_det.models.utils.gates import dense_class_probs
-from kd_det.models.utils.hard_samples import (balance_weights, hard_sample_scores,
-                                              hard_sample_weights, weight_statistics)
-from kd_det.models.utils.region_selection import select_confident_regions
+from kd_det.models.utils.hard_samples import (balance_weights, geometric_balance_weights,
+                                              hard_sample_scores, hard_sample_weights,
+                                              weight_statistics)
+from kd_det.models.utils.region_selection import select_confident_regions, select_region_anchors
 from models.tiny_detectors import NUM_CLASSES, build_distill, fake_batch, tiny_detector_cfg
 
 CSL = dict(type='ConfidenceSoftLabelDistiller')
+V1 = dict(region_unit='cell', feat_loss='standardized_region', weight_norm='mean_clamp',
+          label_sharpening=0.0)
 HEAD_KINDS = ['retinanet', 'fcos', 'atss', 'gfl']
 
 
@@ -57,6 +62,55 @@ def test_soft_label_loss_dispatch_and_temperature():
     assert torch.allclose(soft_label_loss(student, teacher, True, 2.0, 2.0), expected)
     with pytest.raises(ValueError, match='temperature'):
         soft_label_loss(student, teacher, True, temperature=0.0)
+
+
+def test_sharpened_targets_on_known_logits():
+    student = torch.tensor([[0.3, -1.0], [0.3, -1.0]])
+    teacher = torch.tensor([[1.5, -2.0], [1.5, -2.0]])
+    # confidence 1 with sharpening 0.5 halves the teacher's temperature: its logits double;
+    # confidence 0 keeps them
+    temperature = confidence_temperature(torch.tensor([1.0, 0.0]), 1.0, 0.5)
+    assert temperature.tolist() == [0.5, 1.0]
+    loss = soft_label_loss(student, teacher, True, 2.0, 1.0, temperature)
+    assert loss[0].item() == pytest.approx(
+        soft_focal_bce(student[:1], (2 * teacher[:1]).sigmoid()).item(), rel=1e-6)
+    assert loss[1].item() == pytest.approx(soft_label_loss(student, teacher, True)[1].item(),
+                                           rel=1e-6)
+    # the student keeps T: at T = 2 the target is sigmoid(t / 1), the student's logits s / 2
+    at_t2 = soft_label_loss(student, teacher, True, 2.0, 2.0,
+                            confidence_temperature(torch.ones(2), 2.0, 0.5))
+    assert torch.allclose(at_t2, soft_focal_bce(student / 2, teacher.sigmoid()) * 4)
+    # softmax heads: the teacher's softmax at the per-anchor temperature
+    softmax = soft_label_loss(student, teacher, False, target_temperature=temperature)
+    assert softmax[0].item() == pytest.approx(softmax_kl(student, 2 * teacher)[0].item(),
+                                              rel=1e-6)
+    assert softmax[1].item() == pytest.approx(softmax_kl(student, teacher)[1].item(), rel=1e-6)
+    # sharpening 0 is exactly the plain soft label
+    plain = confidence_temperature(torch.tensor([1.0, 0.3]), 1.0, 0.0)
+    assert torch.equal(soft_label_loss(student, teacher, True, target_temperature=plain),
+                       soft_label_loss(student, teacher, True))
+    with pytest.raises(ValueError, match='sharpening'):
+        confidence_temperature(torch.ones(1), 1.0, 1.0)
+
+
+def test_confidence_biased_spatial_kl():
+    feats = torch.randn(2, 4, 3, 5)
+    bias = torch.log1p(torch.rand(2, 3, 5))
+    assert channel_spatial_kl(feats, feats, bias=bias).abs().max() < 1e-6
+    # one channel on two cells: a flat teacher, a fully confident first cell (bias log 2)
+    teacher, student = torch.zeros(1, 1, 1, 2), torch.tensor([[[[1.0, 0.0]]]])
+    bias = torch.log1p(torch.tensor([[[1.0, 0.0]]]))
+
+    def kl(p_t, s_logits):
+        p_s = torch.tensor(s_logits).softmax(dim=0).tolist()
+        return sum(t * math.log(t / s) for t, s in zip(p_t, p_s))
+
+    # the confident cell's share of the teacher's channel doubles: [1/2, 1/2] -> [2/3, 1/3]
+    biased = channel_spatial_kl(student, teacher, bias=bias).item()
+    assert biased == pytest.approx(kl([2 / 3, 1 / 3], [1.0 + math.log(2.0), 0.0]), rel=1e-5)
+    plain = channel_spatial_kl(student, teacher).item()
+    assert plain == pytest.approx(kl([0.5, 0.5], [1.0, 0.0]), rel=1e-5)
+    assert biased < 0.9 * plain
 
 
 def test_giou_distance_known_values():
@@ -160,6 +214,26 @@ def test_topk_regions_pick_the_most_confident_cells_over_all_levels_per_image():
         select_confident_regions([level0], 'top-k')
 
 
+def test_regions_per_anchor_or_per_cell():
+    # one image, two anchors per cell, two cells: only anchor 0 of cell 0 is confident
+    confidence = torch.tensor([[0.9, 0.2], [0.1, 0.3]]).view(1, 2, 1, 2)  # (N, A, H, W)
+    anchor, = select_region_anchors([confidence], 'anchor', threshold=0.5)
+    assert anchor.shape == (1, 2, 1, 2)
+    assert anchor[0, :, 0].tolist() == [[True, False], [False, False]]
+    # v1: the cell is selected by its best anchor and spread to both of its anchors
+    cell, = select_region_anchors([confidence], 'cell', threshold=0.5)
+    assert cell[0, :, 0].tolist() == [[True, False], [True, False]]
+    v1_cells, = select_confident_regions([confidence.amax(dim=1)], 'threshold', 0.5)
+    assert torch.equal(cell, v1_cells[:, None].expand_as(confidence))
+    # top-k counts anchors in anchor mode (k = 2 of 4), cells in cell mode (k = 1 of 2)
+    topk, = select_region_anchors([confidence], 'anchor', 'topk', topk_ratio=0.5)
+    assert topk[0, :, 0].tolist() == [[True, False], [False, True]]
+    topk_cell, = select_region_anchors([confidence], 'cell', 'topk', topk_ratio=0.5)
+    assert topk_cell[0, :, 0].tolist() == [[True, False], [True, False]]
+    with pytest.raises(ValueError, match='region unit'):
+        select_region_anchors([confidence], 'pixel')
+
+
 # ---- hard-sample weights ------------------------------------------------------------------------
 def test_hard_sample_scores_are_monotone():
     reliability = torch.tensor([[0.1, 0.5, 0.9, 0.5, 0.5]])
@@ -204,6 +278,34 @@ def test_hard_sample_weights_keep_order_and_image_statistics():
     assert stats['min'] <= stats['img_min'] <= stats['img_max'] <= stats['max']
     empty = weight_statistics(weights, torch.zeros_like(mask))
     assert all(v.item() == 0 for v in empty.values())
+
+
+def test_geometric_weights_on_known_scores_and_bound_fractions():
+    scores = torch.tensor([[1.0, 4.0, 16.0]])  # geometric mean 4
+    mask = torch.ones_like(scores, dtype=torch.bool)
+    wide = geometric_balance_weights(scores, mask, power=1.0, w_min=0.1, w_max=10.0)
+    assert wide.tolist() == [pytest.approx([0.25, 1.0, 4.0], rel=1e-5)]
+    compressed = geometric_balance_weights(scores, mask, power=0.5, w_min=0.1, w_max=10.0)
+    assert compressed.tolist() == [pytest.approx([0.5, 1.0, 2.0], rel=1e-5)]
+    # at power 1 with bounds [0.25, 4] the extremes sit on the bounds: 1/3 at each
+    bounded = geometric_balance_weights(scores, mask, power=1.0, w_min=0.25, w_max=4.0)
+    stats = weight_statistics(bounded, mask, bounds=(0.25, 4.0))
+    assert stats['at_min'].item() == pytest.approx(1 / 3)
+    assert stats['at_max'].item() == pytest.approx(1 / 3)
+    stats = weight_statistics(compressed, mask, bounds=(0.25, 4.0))
+    assert stats['at_min'].item() == 0 and stats['at_max'].item() == 0
+    assert 'at_min' not in weight_statistics(compressed, mask)
+    # the mean is over the mask only, weights are 0 outside it
+    half = torch.tensor([[True, True, False]])
+    assert geometric_balance_weights(torch.tensor([[1.0, 4.0, 1e6]]), half, 1.0).tolist() == \
+        [pytest.approx([0.5, 2.0, 0.0], rel=1e-5)]
+    # eps-safe: a zero score gets the lower bound, not nan; all zeros give ones
+    zero = geometric_balance_weights(torch.tensor([[0.0, 1.0, 1.0]]), mask)
+    assert torch.isfinite(zero).all() and zero[0, 0].item() == 0.25
+    assert geometric_balance_weights(torch.zeros(1, 3), mask).tolist() == [[1.0, 1.0, 1.0]]
+    assert geometric_balance_weights(scores, torch.zeros_like(mask)).sum() == 0
+    with pytest.raises(ValueError, match='power'):
+        geometric_balance_weights(scores, mask, power=0.0)
 
 
 # ---- box decoding -------------------------------------------------------------------------------
@@ -255,7 +357,8 @@ def test_distills_every_dense_head_kind(kind):
     distill = _distill(losses)
     for key in ('loss_soft_cls', 'loss_soft_box', 'loss_conf_feat', 'region_ratio',
                 'region_confidence', 'hard_weight_mean', 'hard_weight_min', 'hard_weight_max',
-                'hard_weight_img_min', 'hard_weight_img_max'):
+                'hard_weight_img_min', 'hard_weight_img_max', 'hard_weight_at_min',
+                'hard_weight_at_max', 'feat_level0'):
         assert torch.isfinite(distill[f'distill.{key}']), (kind, key)
     assert distill['distill.loss_soft_box'] > 0 and distill['distill.loss_conf_feat'] > 0
     assert 0.25 <= distill['distill.hard_weight_min'] <= distill['distill.hard_weight_max'] <= 4
@@ -285,39 +388,106 @@ def test_two_stage_rpn_objectness_and_softmax_heads():
 def test_gradients_reach_the_student_and_connectors_never_the_teacher():
     algorithm = build_distill('retinanet', 'retinanet', dict(CSL, region='topk'),
                               student_neck=16, teacher_neck=32)
-    losses = algorithm.loss(*fake_batch())
-    total, _ = algorithm.parse_losses(losses)
+    losses = _distill(algorithm.loss(*fake_batch()))
+    total = sum(v for k, v in losses.items() if 'loss' in k)  # distillation terms only
     total.backward()
     assert all(p.grad is None for p in algorithm.teacher.parameters())
+    assert algorithm.student.backbone.conv1.weight.grad.abs().sum() > 0
     assert algorithm.student.bbox_head.retina_cls.weight.grad.abs().sum() > 0
     assert algorithm.student.bbox_head.retina_reg.weight.grad.abs().sum() > 0
     assert algorithm.distiller.feature_connectors[0].weight.grad.abs().sum() > 0
 
 
-def test_a_teacher_identical_to_the_student_teaches_no_soft_labels_or_boxes():
-    algorithm = build_distill('fcos', 'fcos', dict(CSL, region='topk'), teacher_neck=32)
+@pytest.mark.parametrize('sharpening', [0.0, 0.5])
+def test_a_teacher_identical_to_the_student_teaches_no_soft_labels_or_boxes(sharpening):
+    algorithm = build_distill('fcos', 'fcos', dict(CSL, region='topk',
+                                                   label_sharpening=sharpening), teacher_neck=32)
     algorithm.teacher.load_state_dict(algorithm.student.state_dict())
     algorithm.eval()
     distill = _distill(algorithm.loss(*fake_batch()))
-    assert distill['distill.loss_soft_cls'].item() == pytest.approx(0.0, abs=1e-6)
+    if sharpening == 0:
+        assert distill['distill.loss_soft_cls'].item() == pytest.approx(0.0, abs=1e-6)
+    else:  # the confident anchors' targets are sharper than the teacher's own probabilities
+        assert distill['distill.loss_soft_cls'].item() > 1e-4
     assert distill['distill.loss_soft_box'].item() == pytest.approx(0.0, abs=1e-5)
     assert distill['distill.loss_conf_feat'].item() == pytest.approx(0.0, abs=1e-5)
 
 
-def test_empty_regions_give_zero_region_terms_and_finite_soft_labels():
-    algorithm = build_distill('retinanet', 'retinanet', dict(CSL, region_thr=1.1))
+@pytest.mark.parametrize('feat_loss', ['conf_spatial_kl', 'standardized_region'])
+def test_empty_regions_give_zero_region_terms_and_finite_soft_labels(feat_loss):
+    algorithm = build_distill('retinanet', 'retinanet',
+                              dict(CSL, region_thr=1.1, feat_loss=feat_loss))
     distill = _distill(algorithm.loss(*fake_batch()))
     assert distill['distill.region_ratio'].item() == 0.0
     assert distill['distill.loss_soft_box'].item() == 0.0
-    assert distill['distill.loss_conf_feat'].item() == 0.0
     assert torch.isfinite(distill['distill.loss_soft_cls'])
+    if feat_loss == 'standardized_region':
+        assert distill['distill.loss_conf_feat'].item() == 0.0
+    else:  # the whole map is distilled, regions or not
+        assert distill['distill.loss_conf_feat'].item() > 0
 
 
-def test_box_loss_none_and_bad_options():
+# v1's losses, computed by the v1 code (before region_unit etc. existed) on these seeds
+V1_LOSSES = [
+    ('retinanet', dict(region='topk'), (73.34574890136719, 1.806749939918518, 0.7998698949813843)),
+    ('retinanet', dict(region_thr=0.65),
+     (5.355447292327881, 1.749243974685669, 0.9821658730506897)),
+    ('fcos', dict(region='topk'), (3.4750821590423584, 0.5964089632034302, 1.3430778980255127)),
+    ('gfl', dict(region_thr=0.55), (0.10068891942501068, 0.5258113741874695, 0.9285117983818054)),
+]
+
+
+@pytest.mark.parametrize('kind,options,expected', V1_LOSSES)
+def test_v1_options_reproduce_the_v1_losses(kind, options, expected):
+    torch.manual_seed(0)
+    algorithm = build_distill(kind, kind, dict(CSL, loss_feat_weight=1.0, **V1, **options))
+    distill = _distill(algorithm.loss(*fake_batch()))
+    for key, value in zip(('loss_soft_cls', 'loss_soft_box', 'loss_conf_feat'), expected):
+        assert distill[f'distill.{key}'].item() == pytest.approx(value, rel=1e-5), key
+    # the feature levels' shares add up to the term
+    shares = sum(v for k, v in distill.items() if k.startswith('distill.feat_level'))
+    assert shares.item() == pytest.approx(expected[2], rel=1e-5)
+
+
+def test_anchor_regions_count_anchors_and_feature_levels_sum_to_the_term():
+    torch.manual_seed(0)
+    algorithm = build_distill('retinanet', 'retinanet', dict(CSL, region_thr=0.65))
+    distill = _distill(algorithm.loss(*fake_batch()))
+    maps = algorithm.distiller._analyse()
+    confident = torch.cat([c.flatten() >= 0.65 for c in maps['confidence']])
+    assert distill['distill.region_ratio'].item() == pytest.approx(confident.float().mean())
+    assert int(maps['region_mask'].sum()) == int(confident.sum())
+    shares = [v for k, v in distill.items() if k.startswith('distill.feat_level')]
+    assert len(shares) == 5
+    assert sum(shares).item() == pytest.approx(distill['distill.loss_conf_feat'].item(),
+                                               rel=1e-5)
+    assert 0 <= distill['distill.hard_weight_at_max'] <= 1
+    # the feature weight defaults to CWD's 10 for the spatial KL and to v1's 1, and can be set
+    assert algorithm.distiller.loss_feat_weight == 10.0
+    from mmrazor.registry import MODELS
+    assert MODELS.build(dict(CSL, feat_loss='standardized_region')).loss_feat_weight == 1.0
+    assert MODELS.build(dict(CSL, loss_feat_weight=3.0)).loss_feat_weight == 3.0
+
+
+@pytest.mark.parametrize('options,message', [
+    (dict(region='everywhere'), "region must be one of .'threshold', 'topk'."),
+    (dict(region_unit='pixel'), "region_unit must be one of .'anchor', 'cell'."),
+    (dict(feat_loss='mse'), "feat_loss must be one of .'conf_spatial_kl', 'standardized_region'."),
+    (dict(weight_norm='max'), "weight_norm must be one of .'geometric', 'mean_clamp'."),
+    (dict(label_sharpening=1.0), r'label_sharpening must be in \[0, 1\)'),
+    (dict(label_sharpening=-0.1), r'label_sharpening must be in \[0, 1\)'),
+    (dict(weight_power=0.0), 'weight_power must be positive'),
+    (dict(feat_temperature=0.0), 'feat_temperature must be positive'),
+])
+def test_bad_options_name_the_key(options, message):
+    from mmrazor.registry import MODELS
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(dict(CSL, **options))
+
+
+def test_box_loss_none():
     algorithm = build_distill('retinanet', 'retinanet', dict(CSL, box_loss='none'))
     assert 'distill.loss_soft_box' not in algorithm.loss(*fake_batch())
-    with pytest.raises(ValueError, match='region'):
-        build_distill('retinanet', 'retinanet', dict(CSL, region='everywhere'))
 
 
 # ---- semi-supervised batches --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Confidence-guided soft-label distillation: the teacher's confidence makes the soft labels and
 picks the regions, so no ground truth is needed and unlabeled images teach too."""
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmrazor.registry import MODELS
@@ -9,19 +9,23 @@ from torch import Tensor
 from kd_det.models.losses.box_distill import giou_distance
 from kd_det.models.losses.feature_imitation import standardized_feature_distance
 from kd_det.models.losses.prediction_kl import softmax_kl
-from kd_det.models.losses.soft_label import soft_label_loss
+from kd_det.models.losses.soft_label import confidence_temperature, soft_label_loss
+from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
 from kd_det.models.utils.align import resize_to
 from kd_det.models.utils.confidence import (location_confidence, prediction_discrepancy,
                                             quality_branch_index, teacher_reliability)
 from kd_det.models.utils.dense_boxes import (box_distributions, box_prediction_kind,
                                              decode_dense_boxes)
 from kd_det.models.utils.gates import dense_class_probs
-from kd_det.models.utils.hard_samples import (balance_weights, hard_sample_scores,
-                                              weight_statistics)
-from kd_det.models.utils.region_selection import REGION_MODES, select_confident_regions
+from kd_det.models.utils.hard_samples import (balance_weights, geometric_balance_weights,
+                                              hard_sample_scores, weight_statistics)
+from kd_det.models.utils.region_selection import (REGION_MODES, REGION_UNITS,
+                                                  select_region_anchors)
 from .dense_distiller_base import DenseDetectionDistiller
 
 BOX_LOSSES = ('auto', 'giou', 'distribution_kl', 'none')
+FEAT_LOSSES = ('conf_spatial_kl', 'standardized_region')
+WEIGHT_NORMS = ('geometric', 'mean_clamp')
 
 
 @MODELS.register_module()
@@ -35,35 +39,58 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
 
     - **soft-label classification** on every anchor: the student's classifier is trained toward
       the teacher's probabilities with a focal-style soft BCE (sigmoid heads) or a softmax KL
-      (softmax heads); anchors in confident regions are re-weighted (below), the rest keep
-      weight 1; the sum is divided by the number of anchors in confident regions (at least
-      the batch size), like a detector divides by its positives;
-    - **box distillation** on confident regions: ``1 - GIoU`` between the boxes student and
+      (softmax heads). With ``label_sharpening = s > 0`` the teacher's logits of anchor ``a``
+      are divided by ``T_a = T * (1 - s * confidence_a)`` instead of ``T`` (the student's by
+      ``T``), so the target approaches a hard label where the teacher is sure and stays soft
+      where it is not. Region anchors are re-weighted (below), the rest keep weight 1; the sum
+      is divided by the number of region anchors (at least the batch size), like a detector
+      divides by its positives;
+    - **box distillation** on the region anchors: ``1 - GIoU`` between the boxes student and
       teacher decode with their own heads (delta coders: RetinaNet/ATSS; distance coders:
-      FCOS), or the KL between the box distributions of GFL-type heads (LD);
-    - **confidence-guided feature imitation** on every FPN level: standardised feature
-      distance (see :func:`standardized_feature_distance`) on the confident cells, weighted by
-      the confidence map, normalised per level and averaged over levels.
+      FCOS), or the KL between the box distributions of GFL-type heads (LD), weighted by the
+      region weights;
+    - **feature imitation** on every FPN level. ``feat_loss='conf_spatial_kl'``: the
+      channel-wise spatial distribution KL of CWD (Shu et al., ICCV 2021;
+      :func:`channel_spatial_kl`) on the whole map, with the bias
+      ``feat_conf_bias * log1p(cell confidence)`` added to student and teacher alike (a fully
+      confident cell at most doubles its share of every channel for a bias of 1, and the
+      optimum stays student = teacher); per level the mean over images and channels, summed
+      over levels as in CWD. ``feat_loss='standardized_region'`` (v1): the standardised
+      feature distance (:func:`standardized_feature_distance`) on the cells of region anchors,
+      weighted by their mean region weight, normalised per level and averaged over the levels
+      that hold a region.
 
-    Confident **regions** are the feature cells whose best anchor's confidence passes
+    **Regions** (``region_unit='anchor'``) are the anchors whose own confidence passes
     ``region_thr`` (``region='threshold'``) or the ``region_topk`` fraction of most confident
-    cells per image over all levels (``region='topk'``).
+    anchors per image over all levels (``region='topk'``). With ``region_unit='cell'`` (v1) the
+    cells are selected by their best anchor and every anchor of a selected cell is in the
+    region, including anchors the teacher never trained as positives.
 
-    **Adaptive hard-sample weights** inside the regions: ``reliability^tp * (discrepancy +
-    eps)^sp``, where reliability is the confidence times the class margin (low for unsure or
-    ambiguous teachers: teacher-hard samples get less weight) and discrepancy
-    ``max_k |p_s - p_t|`` (student-hard samples get more), normalised to mean 1 over the
-    batch's region anchors and clamped to ``[weight_min, weight_max]``. With
-    ``hard_weighting=False`` the weights are the plain confidences, balanced the same way.
-    Their mean/min/max and the min/max per-image mean are logged (keys without ``loss``).
+    **Adaptive hard-sample weights** on the region anchors: scores ``reliability^tp *
+    (discrepancy + eps)^sp``, where reliability is the confidence times the class margin (low
+    for unsure or ambiguous teachers: teacher-hard samples get less weight) and discrepancy
+    ``max_k |p_s - p_t|`` (student-hard samples get more); with ``hard_weighting=False`` the
+    scores are the plain confidences. ``weight_norm='geometric'``: ``w = (score /
+    geomean(score)) ** weight_power`` over the batch's region anchors; ``'mean_clamp'`` (v1):
+    ``score / mean(score)``; both clamped to ``[weight_min, weight_max]``.
+
+    Logged, not summed into the loss (keys without ``loss``): ``region_ratio``,
+    ``region_confidence``, ``feat_level{i}``, ``hard_weight_{mean,min,max,img_min,img_max}``
+    and ``hard_weight_at_{min,max}`` (see :meth:`compute_distill_losses`).
 
     The student's FPN levels go through the base class's per-level connectors and are resized
     to the teacher's grid; student head outputs are resized the same way.
 
+    Every option that changed from v1 to v2 keeps v1 as a value: ``region_unit='cell',
+    feat_loss='standardized_region', weight_norm='mean_clamp', label_sharpening=0.0,
+    loss_feat_weight=1.0`` reproduce v1 exactly.
+
     Args:
         loss_cls_weight (float): weight of the soft-label classification term. Defaults to 1.0.
         loss_box_weight (float): weight of the box term. Defaults to 1.0.
-        loss_feat_weight (float): weight of the feature term. Defaults to 1.0.
+        loss_feat_weight (float, optional): weight of the feature term; None means 10.0 for
+            ``'conf_spatial_kl'`` (CWD's RetinaNet setting: 10 per level, levels summed) and
+            1.0 for ``'standardized_region'`` (v1). Defaults to None.
         temperature (float): ``T`` of the soft labels (and of the box-distribution KL).
             Defaults to 1.0.
         focal_gamma (float): focusing exponent of the soft BCE. Defaults to 2.0.
@@ -71,17 +98,31 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
             that head output as quality logits, None ignores any quality branch.
             Defaults to ``'auto'``.
         quality_power (float): ``a`` in ``p^(1-a) * q^a``. Defaults to 0.5.
+        region_unit (str): ``'anchor'`` (each anchor by its own confidence) or ``'cell'``
+            (v1: cells by their best anchor, spread to all their anchors).
+            Defaults to ``'anchor'``.
         region (str): ``'threshold'`` or ``'topk'``. Defaults to ``'threshold'``.
         region_thr (float): confidence threshold of the regions. Defaults to 0.5.
-        region_topk (float): fraction of cells per image in top-k mode. Defaults to 0.01.
+        region_topk (float): fraction of the anchors (``region_unit='anchor'``) or cells
+            (``'cell'``) per image kept in top-k mode. Defaults to 0.01.
         box_loss (str): ``'auto'`` (distribution KL when both heads are GFL-type with the same
             ``reg_max``, else GIoU), ``'giou'``, ``'distribution_kl'`` or ``'none'``.
             Defaults to ``'auto'``.
+        feat_loss (str): ``'conf_spatial_kl'`` or ``'standardized_region'`` (v1).
+            Defaults to ``'conf_spatial_kl'``.
+        feat_conf_bias (float): scale of the ``log1p(cell confidence)`` bias of
+            ``'conf_spatial_kl'`` (0: plain CWD). Defaults to 1.0.
+        feat_temperature (float): temperature of ``'conf_spatial_kl'``. Defaults to 1.0.
+        label_sharpening (float): ``s`` in [0, 1) of the teacher's per-anchor temperature
+            ``T * (1 - s * confidence)``; 0 (v1) keeps ``T`` everywhere. Defaults to 0.5.
         hard_weighting (bool): adaptive hard-sample weights (True) or confidence weights.
             Defaults to True.
         teacher_power (float): exponent ``tp`` of the teacher reliability. Defaults to 1.0.
         student_power (float): exponent ``sp`` of the discrepancy. Defaults to 1.0.
         discrepancy_eps (float): ``eps`` added to the discrepancy. Defaults to 0.1.
+        weight_norm (str): ``'geometric'`` or ``'mean_clamp'`` (v1). Defaults to
+            ``'geometric'``.
+        weight_power (float): compression exponent of ``'geometric'``. Defaults to 0.5.
         weight_min (float): lower bound of a weight. Defaults to 0.25.
         weight_max (float): upper bound of a weight. Defaults to 4.0.
         neck_source, head_source: see :class:`DenseDetectionDistiller`; a dense head is
@@ -91,32 +132,51 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
     def __init__(self,
                  loss_cls_weight: float = 1.0,
                  loss_box_weight: float = 1.0,
-                 loss_feat_weight: float = 1.0,
+                 loss_feat_weight: Optional[float] = None,
                  temperature: float = 1.0,
                  focal_gamma: float = 2.0,
                  quality_branch: Union[str, int, None] = 'auto',
                  quality_power: float = 0.5,
+                 region_unit: str = 'anchor',
                  region: str = 'threshold',
                  region_thr: float = 0.5,
                  region_topk: float = 0.01,
                  box_loss: str = 'auto',
+                 feat_loss: str = 'conf_spatial_kl',
+                 feat_conf_bias: float = 1.0,
+                 feat_temperature: float = 1.0,
+                 label_sharpening: float = 0.5,
                  hard_weighting: bool = True,
                  teacher_power: float = 1.0,
                  student_power: float = 1.0,
                  discrepancy_eps: float = 0.1,
+                 weight_norm: str = 'geometric',
+                 weight_power: float = 0.5,
                  weight_min: float = 0.25,
                  weight_max: float = 4.0,
                  **kwargs):
         super().__init__(**kwargs)
-        if region not in REGION_MODES:
-            raise ValueError(f'region must be one of {REGION_MODES}, got {region!r}')
-        if box_loss not in BOX_LOSSES:
-            raise ValueError(f'box_loss must be one of {BOX_LOSSES}, got {box_loss!r}')
+        for key, value, allowed in (('region_unit', region_unit, REGION_UNITS),
+                                    ('region', region, REGION_MODES),
+                                    ('box_loss', box_loss, BOX_LOSSES),
+                                    ('feat_loss', feat_loss, FEAT_LOSSES),
+                                    ('weight_norm', weight_norm, WEIGHT_NORMS)):
+            if value not in allowed:
+                raise ValueError(f'{key} must be one of {allowed}, got {value!r}')
         if temperature <= 0:
             raise ValueError(f'temperature must be positive, got {temperature}')
+        if feat_temperature <= 0:
+            raise ValueError(f'feat_temperature must be positive, got {feat_temperature}')
+        if not 0.0 <= label_sharpening < 1.0:
+            raise ValueError(f'label_sharpening must be in [0, 1) (0 keeps the soft labels of '
+                             f'v1; 1 would divide by zero), got {label_sharpening}')
+        if weight_power <= 0:
+            raise ValueError(f'weight_power must be positive, got {weight_power}')
         if not 0 <= weight_min <= 1 <= weight_max:
             raise ValueError(f'need 0 <= weight_min <= 1 <= weight_max, got '
                              f'[{weight_min}, {weight_max}]')
+        if loss_feat_weight is None:
+            loss_feat_weight = 10.0 if feat_loss == 'conf_spatial_kl' else 1.0
         self.loss_cls_weight = loss_cls_weight
         self.loss_box_weight = loss_box_weight
         self.loss_feat_weight = loss_feat_weight
@@ -124,14 +184,21 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         self.focal_gamma = focal_gamma
         self.quality_branch = quality_branch
         self.quality_power = quality_power
+        self.region_unit = region_unit
         self.region = region
         self.region_thr = region_thr
         self.region_topk = region_topk
         self.box_loss = box_loss
+        self.feat_loss = feat_loss
+        self.feat_conf_bias = feat_conf_bias
+        self.feat_temperature = feat_temperature
+        self.label_sharpening = label_sharpening
         self.hard_weighting = hard_weighting
         self.teacher_power = teacher_power
         self.student_power = student_power
         self.discrepancy_eps = discrepancy_eps
+        self.weight_norm = weight_norm
+        self.weight_power = weight_power
         self.weight_min = weight_min
         self.weight_max = weight_max
         # plain dict, not a submodule: the heads already belong to the student and the teacher
@@ -178,10 +245,12 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         """Everything the losses and the pictures need, from the last recorded step.
 
         Returns a dict with per-level lists (N = images, A = anchors, (H, W) = the teacher's
-        grid of that level): ``confidence`` (N, A, H, W), ``cell_confidence`` and ``region``
-        (N, H, W), ``cls_loss`` (N, A, H, W, attached), ``feat_distance`` (N, H, W, attached),
-        ``box_distance`` (N, A, H, W, attached, or None), and flat (N, M) ``region_mask`` /
-        ``region_weight`` over all levels' anchors.
+        grid of that level): ``confidence`` and ``region`` (N, A, H, W), ``cell_confidence``
+        (N, H, W), ``unit_confidence`` / ``unit_region`` (the same per selection unit: anchors,
+        or cells for ``region_unit='cell'``), ``cls_loss`` (N, A, H, W, attached),
+        ``feat_distance`` (N, H, W, attached; ``'standardized_region'``) or ``feat_kl``
+        (N, C, attached; ``'conf_spatial_kl'``), ``box_distance`` (N, A, H, W, attached, or
+        None), and flat (N, M) ``region_mask`` / ``region_weight`` over all levels' anchors.
         """
         cls_out_channels, use_sigmoid, _ = self.head_spec
         student_feats = self.record('feats', from_student=True)
@@ -208,36 +277,73 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
                                                  self.quality_power)
                 reliabilities.append(teacher_reliability(t_probs, confidence, use_sigmoid))
                 discrepancies.append(prediction_discrepancy(s_probs, t_probs))
+                target_temperature = None if self.label_sharpening == 0 else \
+                    confidence_temperature(confidence, self.temperature, self.label_sharpening)
             n, channels, h, w = s_logits.shape
             per_anchor = (n, channels // cls_out_channels, cls_out_channels, h, w)
             cls_losses.append(soft_label_loss(
                 s_logits.view(per_anchor).permute(0, 1, 3, 4, 2),
                 t_logits.view(per_anchor).permute(0, 1, 3, 4, 2), use_sigmoid,
-                self.focal_gamma, self.temperature))
+                self.focal_gamma, self.temperature, target_temperature))
             confidences.append(confidence)
             cell_confidences.append(confidence.amax(dim=1))
 
-        regions = select_confident_regions(cell_confidences, self.region, self.region_thr,
-                                           self.region_topk)
-        region_mask = _flat([r[:, None].expand_as(c) for r, c in zip(regions, confidences)])
+        regions = select_region_anchors(confidences, self.region_unit, self.region,
+                                        self.region_thr, self.region_topk)
+        region_mask = _flat(regions)
         if self.hard_weighting:
             scores = hard_sample_scores(_flat(reliabilities), _flat(discrepancies),
                                         self.teacher_power, self.student_power,
                                         self.discrepancy_eps)
         else:
             scores = _flat(confidences)
-        region_weight = balance_weights(scores, region_mask, self.weight_min, self.weight_max)
+        if self.weight_norm == 'geometric':
+            region_weight = geometric_balance_weights(scores, region_mask, self.weight_power,
+                                                      self.weight_min, self.weight_max)
+        else:
+            region_weight = balance_weights(scores, region_mask, self.weight_min,
+                                            self.weight_max)
+        if self.region_unit == 'cell':
+            unit_confidence, unit_region = cell_confidences, [r.any(dim=1) for r in regions]
+        else:
+            unit_confidence, unit_region = confidences, regions
 
-        feat_distances = []
-        for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
-            t_feat = t_feat.detach()
-            s_feat = resize_to(self.feature_connectors[level](s_feat), t_feat)
-            feat_distances.append(standardized_feature_distance(s_feat, t_feat))
-
-        return dict(confidence=confidences, cell_confidence=cell_confidences, region=regions,
-                    cls_loss=cls_losses, feat_distance=feat_distances,
+        maps = dict(confidence=confidences, cell_confidence=cell_confidences, region=regions,
+                    unit_confidence=unit_confidence, unit_region=unit_region,
+                    cls_loss=cls_losses,
                     box_distance=self._box_distances(student_head[1], teacher_head[1]),
                     region_mask=region_mask, region_weight=region_weight)
+        aligned = []
+        for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
+            t_feat = t_feat.detach()
+            aligned.append((resize_to(self.feature_connectors[level](s_feat), t_feat), t_feat))
+        if self.feat_loss == 'standardized_region':
+            maps['feat_distance'] = [standardized_feature_distance(s_feat, t_feat)
+                                     for s_feat, t_feat in aligned]
+        else:
+            maps['feat_kl'] = self._confidence_spatial_kl(aligned, cell_confidences)
+        return maps
+
+    def _confidence_spatial_kl(self, aligned: List[tuple],
+                               cell_confidences: List[Tensor]) -> List[Tensor]:
+        """Per level (N, C) spatial KL of (student, teacher) (N, C, H, W) features, biased
+        by ``feat_conf_bias * log1p`` of the (N, H, W) cell confidence."""
+        if len(aligned) != len(cell_confidences):
+            raise ValueError(
+                f"feat_loss='conf_spatial_kl' needs the teacher's head on the feature levels it "
+                f'distills: neck_source={self.neck_source!r} gives {len(aligned)} levels, the '
+                f'head predicts on {len(cell_confidences)}')
+        kls = []
+        for level, ((s_feat, t_feat), cell_conf) in enumerate(zip(aligned, cell_confidences)):
+            if t_feat.shape[-2:] != cell_conf.shape[-2:]:
+                raise ValueError(
+                    f'level {level}: teacher features are {tuple(t_feat.shape[-2:])}, its head '
+                    f'predicts on {tuple(cell_conf.shape[-2:])}; the confidence bias needs the '
+                    'feature level the head reads (check neck_source)')
+            bias = self.feat_conf_bias * torch.log1p(cell_conf)
+            kls.append(channel_spatial_kl(s_feat, t_feat, bias=bias,
+                                          temperature=self.feat_temperature))
+        return kls
 
     def _box_distances(self, student_boxes: List[Tensor],
                        teacher_boxes: List[Tensor]) -> Optional[List[Tensor]]:
@@ -278,8 +384,11 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         Returns:
             ``loss_soft_cls``, ``loss_soft_box`` (unless ``box_loss='none'``) and
             ``loss_conf_feat`` (weighted, summed into the total loss), and the logged-only
-            ``region_ratio`` (fraction of cells selected), ``region_confidence`` (mean teacher
-            confidence on them) and ``hard_weight_{mean,min,max,img_min,img_max}``.
+            ``region_ratio`` (fraction of anchors, or of cells for ``region_unit='cell'``, in
+            the region), ``region_confidence`` (their mean teacher confidence),
+            ``feat_level{i}`` (level i's share of ``loss_conf_feat``; they add up to it),
+            ``hard_weight_{mean,min,max,img_min,img_max}`` and ``hard_weight_at_{min,max}``
+            (fraction of region anchors at ``weight_min`` / ``weight_max``).
         """
         maps = self._analyse()
         region_mask, region_weight = maps['region_mask'], maps['region_weight']
@@ -297,42 +406,62 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
             losses['loss_soft_box'] = self.loss_box_weight * (box * region_weight).sum() / \
                 region_weight.sum().clamp(min=1e-12)
 
-        # features: per level, the cell weight is the mean region weight of its anchors
-        level_weights = _unflat(region_weight, maps['confidence'])
-        feat_terms = []
-        for distance, weight in zip(maps['feat_distance'], level_weights):
-            cell_weight = weight.mean(dim=1)
-            if cell_weight.sum() > 0:
-                feat_terms.append((distance * cell_weight).sum() / cell_weight.sum())
-        feat = torch.stack(feat_terms).mean() if feat_terms else \
-            maps['feat_distance'][0].sum() * 0.0
-        losses['loss_conf_feat'] = self.loss_feat_weight * feat
+        losses['loss_conf_feat'], level_shares = self._feature_term(maps)
+        for level, share in enumerate(level_shares):
+            losses[f'feat_level{level}'] = share
 
-        cells = sum(r.numel() for r in maps['region'])
-        selected = sum(float(r.sum()) for r in maps['region'])
+        units = sum(r.numel() for r in maps['unit_region'])
+        selected = sum(float(r.sum()) for r in maps['unit_region'])
         device = region_mask.device
-        losses['region_ratio'] = torch.tensor(selected / max(cells, 1), device=device)
-        region_conf = torch.cat([c[r] for c, r in zip(maps['cell_confidence'], maps['region'])])
+        losses['region_ratio'] = torch.tensor(selected / max(units, 1), device=device)
+        region_conf = torch.cat([c[r] for c, r in zip(maps['unit_confidence'],
+                                                      maps['unit_region'])])
         losses['region_confidence'] = region_conf.mean() if region_conf.numel() else \
             torch.zeros((), device=device)
-        for key, value in weight_statistics(region_weight, region_mask).items():
+        bounds = (self.weight_min, self.weight_max)
+        for key, value in weight_statistics(region_weight, region_mask, bounds).items():
             losses[f'hard_weight_{key}'] = value.detach()
         return losses
+
+    def _feature_term(self, maps: dict) -> Tuple[Tensor, List[Tensor]]:
+        """``loss_conf_feat`` (0-dim, attached) and each level's detached share of it."""
+        if self.feat_loss == 'conf_spatial_kl':
+            # CWD: mean over images and channels per level, summed over levels
+            terms = [self.loss_feat_weight * kl.mean() for kl in maps['feat_kl']]
+            return torch.stack(terms).sum(), [term.detach() for term in terms]
+        # v1: per level the cell weight is the mean region weight of its anchors, normalised
+        # per level, averaged over the levels that hold a region
+        level_weights = _unflat(maps['region_weight'], maps['confidence'])
+        terms = []
+        for distance, weight in zip(maps['feat_distance'], level_weights):
+            cell_weight = weight.mean(dim=1)
+            terms.append((distance * cell_weight).sum() / cell_weight.sum()
+                         if cell_weight.sum() > 0 else None)
+        present = [term for term in terms if term is not None]
+        zero = maps['feat_distance'][0].sum() * 0.0
+        if not present:
+            return self.loss_feat_weight * zero, [zero.detach() for _ in terms]
+        shares = [zero.detach() if term is None else
+                  self.loss_feat_weight * term.detach() / len(present) for term in terms]
+        return self.loss_feat_weight * torch.stack(present).mean(), shares
 
     def confidence_maps(self) -> List[Dict[str, Tensor]]:
         """Per-level maps of the last recorded step, for pictures.
 
         Returns:
             One dict per level with (N, H, W) tensors on the teacher's grid: ``confidence``
-            (best anchor), ``region`` (bool) and ``weight`` (mean region weight of the cell's
-            anchors, 0 outside the regions).
+            (best anchor), ``region`` (bool: the cell holds a region anchor) and ``weight``
+            (mean region weight of the cell's region anchors, 0 outside the regions).
         """
         with torch.no_grad():
             maps = self._analyse()
         weights = _unflat(maps['region_weight'], maps['confidence'])
-        return [dict(confidence=conf, region=region, weight=weight.mean(dim=1))
-                for conf, region, weight in zip(maps['cell_confidence'], maps['region'],
-                                                weights)]
+        results = []
+        for conf, region, weight in zip(maps['cell_confidence'], maps['region'], weights):
+            count = region.sum(dim=1)
+            results.append(dict(confidence=conf, region=region.any(dim=1),
+                                weight=weight.sum(dim=1) / count.clamp(min=1)))
+        return results
 
 
 def _flat(per_level: List[Tensor]) -> Tensor:
