@@ -12,5 +12,5 @@ model = dict(
     teacher_ckpt='checkpoints/retinanet_r101_fpn_2x_coco.pth',
     distiller=dict(type='DecoupledCosineDistiller'))  # v2 defaults
 find_unused_parameters = True
-# distillation diverges more easily than plain training at large learning rates (RESEARCH.md)
+# distillation diverges more easily than plain training at large learning rates (users report divergence at lr 0.02 where 0.001 worked)
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
