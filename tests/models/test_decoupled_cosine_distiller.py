@@ -175,3 +175,16 @@ def test_mismatched_classes_fail_with_a_clear_error():
         MODELS.build(dict(type='DetectionDistill',
                           architecture=tiny_detector_cfg('retinanet', 32), teacher=teacher,
                           distiller=DCD))
+
+
+def test_mean_direction_cosine_is_one_for_a_constant_direction_and_ignores_background():
+    from kd_det.models.distillers.decoupled_cosine_distiller import _mean_direction_cosine
+    feat = torch.ones(2, 3, 2, 2)
+    feat[:, :, 1, 1] = torch.tensor([-1.0, 5.0, 0.0]).view(1, 3)  # background, another direction
+    mask = torch.zeros(2, 2, 2, dtype=torch.bool)
+    mask[:, 0, 0] = True
+    # mean vector over all cells: (0.5, 2, 0.75) per image; cos with (1, 1, 1) on the fg cells
+    mean = torch.tensor([0.5, 2.0, 0.75])
+    expected = float(mean.sum() / (mean.norm() * 3**0.5))
+    assert _mean_direction_cosine([feat], [mask]).item() == pytest.approx(expected, rel=1e-5)
+    assert _mean_direction_cosine([feat], [torch.zeros_like(mask)]).item() == 0.0
