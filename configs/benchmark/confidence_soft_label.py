@@ -16,6 +16,13 @@
 #   do ln -sfn "$PWD/$d" work_dirs/benchmark/confidence_soft_label/; done
 # The (b) rows are iteration-based: `--epochs` does not apply to them (use --only to leave them
 # out of a quick epoch-based check).
+# The rows of this spec were measured with v1 of both kd_det distillers (before their v2, see
+# distillers_v2.py), so they run v1: the *_v1.py configs, and v1's options for the semi row.
+CSL_V1 = {'model.distiller.region_unit': 'cell',
+          'model.distiller.feat_loss': 'standardized_region',
+          'model.distiller.loss_feat_weight': 1.0,
+          'model.distiller.weight_norm': 'mean_clamp',
+          'model.distiller.label_sharpening': 0.0}
 work_root = 'work_dirs/benchmark/confidence_soft_label'
 teacher = dict(name='teacher: RetinaNet MNv2-1.0 FPN-128 (16e)',
                config='configs/embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py')
@@ -28,9 +35,9 @@ labels_gap = ('10% labels: student alone', student['name'])
 methods = [
     # (a) supervised
     dict(name='kd_det ConfidenceSoftLabel',
-         config='configs/confidence_soft_label/csl_retinanet_mnv2_embedded.py'),
+         config='configs/confidence_soft_label/csl_retinanet_mnv2_embedded_v1.py'),
     dict(name='kd_det DecoupledCosine (gate per object)',
-         config='configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py'),
+         config='configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_v1.py'),
     dict(name='mmrazor PKD (FPN)', config='configs/mmrazor_baselines/pkd_fpn_embedded.py'),
     dict(name='mmrazor CWD (FPN)', config='configs/mmrazor_baselines/cwd_fpn_embedded.py'),
     dict(name='mmrazor MGD (FPN)', config='configs/mmrazor_baselines/mgd_fpn_embedded.py'),
@@ -49,7 +56,8 @@ methods = [
     dict(name='10% labels: kd_det ConfidenceSoftLabel + the unlabeled 90%',
          config='configs/confidence_soft_label/csl_retinanet_mnv2_800it_embedded_semi10.py',
          cfg_options={'train_dataloader.dataset.datasets.0.labeled_fraction': labeled_fraction,
-                      'train_dataloader.dataset.datasets.1.labeled_fraction': labeled_fraction},
+                      'train_dataloader.dataset.datasets.1.labeled_fraction': labeled_fraction,
+                      **CSL_V1},
          gap_between=labels_gap),
 ]
 seeds = [0, 1, 2]

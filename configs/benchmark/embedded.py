@@ -6,8 +6,9 @@ teacher = dict(name='teacher: RetinaNet MNv2-1.0 FPN-128 (16e)',
                config='configs/embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py')
 student = dict(name='student: RetinaNet MNv2-0.5 FPN-64 (8e)',
                config='configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py')
-DCD = 'configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py'
-# the distiller's own default weights (the config raises them to fg x6, bg x10)
+# v1 of the decoupled cosine distiller, as these rows were measured (v2: distillers_v2.py)
+DCD = 'configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_v1.py'
+# v1's own default weights (its embedded config raises them to fg x6, bg x10)
 DEFAULT_WEIGHTS = {'model.distiller.loss_fg_weight': 2.0, 'model.distiller.loss_bg_weight': 1.0}
 methods = [
     dict(name='kd_det DecoupledCosine (gate per object)', config=DCD),
