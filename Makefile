@@ -6,7 +6,7 @@ SEEDS ?= 0 1 2
 JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: env data demo test bench clean-env
+.PHONY: env data demo test bench bench-distill clean-env
 
 env: .venv/.kd_det_complete
 
@@ -24,6 +24,10 @@ test: env
 
 bench: env
 	$(PY) tools/benchmark.py configs/benchmark/embedded.py --seeds $(SEEDS) --jobs $(JOBS)
+
+# the distillers' headline comparison: 5 seeds, paired by seed with mmrazor's CWD, measured
+bench-distill: env
+	$(PY) tools/benchmark.py configs/benchmark/distillers_v2_headline.py --jobs $(JOBS)
 
 clean-env:
 	rm -f .venv
