@@ -2,7 +2,8 @@
 #   python tools/benchmark.py configs/benchmark/distillers_v2.py --jobs 2
 # Headline rows (student, CWD, PKD and both kd_det distillers v2, at their defaults) on 5 seeds,
 # compared paired by seed with CWD (results_paired.md). Ablation rows undo one change of v2
-# each (and run v1 itself) on seeds 0-2. Every distillation row uses the seed-0 teacher and the
+# each (and run v1 itself) on seeds 0-2, compared paired by seed with the v2 row they change.
+# Every distillation row uses the seed-0 teacher and the
 # student's 8-epoch schedule.
 work_root = 'work_dirs/benchmark/distillers_v2'
 teacher = dict(name='teacher: RetinaNet MNv2-1.0 FPN-128 (16e)',
@@ -27,31 +28,42 @@ methods = [
     dict(name='mmrazor PKD (FPN)', config='configs/mmrazor_baselines/pkd_fpn_embedded.py'),
     # DecoupledCosine: one v2 change undone per row, then v1
     dict(name='DCD v2 without the background feature term', config=DCD,
-         cfg_options=distiller_options(loss_bg_feat_weight=0.0), seeds=ABLATION),
+         cfg_options=distiller_options(loss_bg_feat_weight=0.0), seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v2'),
     dict(name='DCD v2 with v1 background KL (Bernoulli, gated)', config=DCD,
          cfg_options=distiller_options(bg_kl='bernoulli', bg_gate='teacher_better',
                                        loss_bg_weight=10.0),
-         seeds=ABLATION),
+         seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v2'),
     dict(name='DCD v2 with v1 foreground (all levels) and gate', config=DCD,
-         cfg_options=distiller_options(fg_mode='all_levels'), seeds=ABLATION),
+         cfg_options=distiller_options(fg_mode='all_levels'), seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v2'),
     dict(name='DCD v2 with uncentred cosine', config=DCD,
-         cfg_options=distiller_options(fg_center_features=False), seeds=ABLATION),
+         cfg_options=distiller_options(fg_center_features=False), seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v2'),
     dict(name='DCD v2 with v1 gate (score, no floor)', config=DCD,
-         cfg_options=distiller_options(gate_quality='score', gate_floor=0.0), seeds=ABLATION),
+         cfg_options=distiller_options(gate_quality='score', gate_floor=0.0), seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v2'),
     dict(name='kd_det DecoupledCosine v1',
-         config='configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_v1.py', seeds=ABLATION),
+         config='configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_v1.py', seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v2'),
     # ConfidenceSoftLabel: one v2 change undone per row, then v1
     dict(name='CSL v2 with v1 regions (per cell)', config=CSL,
-         cfg_options=distiller_options(region_unit='cell'), seeds=ABLATION),
+         cfg_options=distiller_options(region_unit='cell'), seeds=ABLATION,
+         ablation_of='kd_det ConfidenceSoftLabel v2'),
     dict(name='CSL v2 with v1 feature term (standardised, regions)', config=CSL,
-         cfg_options=distiller_options(feat_loss='standardized_region'), seeds=ABLATION),
+         cfg_options=distiller_options(feat_loss='standardized_region'), seeds=ABLATION,
+         ablation_of='kd_det ConfidenceSoftLabel v2'),
     dict(name='CSL v2 with v1 hard-sample weights (mean, clamp)', config=CSL,
-         cfg_options=distiller_options(weight_norm='mean_clamp'), seeds=ABLATION),
+         cfg_options=distiller_options(weight_norm='mean_clamp'), seeds=ABLATION,
+         ablation_of='kd_det ConfidenceSoftLabel v2'),
     dict(name='CSL v2 without label sharpening', config=CSL,
-         cfg_options=distiller_options(label_sharpening=0.0), seeds=ABLATION),
+         cfg_options=distiller_options(label_sharpening=0.0), seeds=ABLATION,
+         ablation_of='kd_det ConfidenceSoftLabel v2'),
     dict(name='kd_det ConfidenceSoftLabel v1',
          config='configs/confidence_soft_label/csl_retinanet_mnv2_embedded_v1.py',
-         seeds=ABLATION),
+         seeds=ABLATION,
+         ablation_of='kd_det ConfidenceSoftLabel v2'),
 ]
 seeds = [0, 1, 2, 3, 4]
 teacher_seed = 0

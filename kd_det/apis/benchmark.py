@@ -96,6 +96,8 @@ class Method:
     gap_between: Optional[Sequence[str]] = None
     # seeds this row runs with (e.g. one seed for an ablation row); None: the benchmark's seeds
     seeds: Optional[Sequence[int]] = None
+    # an ablation row's reference: the row it changes, compared with it paired by seed
+    ablation_of: Optional[str] = None
 
     @property
     def slug(self) -> str:
@@ -116,15 +118,17 @@ def load_methods(spec) -> List[Method]:
             gap_between = (methods[1].name, methods[0].name)
         methods.append(Method(item['name'], item['config'], role,
                               dict(item.get('cfg_options', {})), gap_between,
-                              item.get('seeds')))
+                              item.get('seeds'), item.get('ablation_of')))
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ValueError(f'method names must be unique, got {names}')
     for method in methods:
         unknown = [n for n in (method.gap_between or ()) if n not in names]
+        if method.ablation_of is not None and method.ablation_of not in names:
+            unknown.append(method.ablation_of)
         if unknown:
-            raise ValueError(f'benchmark method {method.name!r}: gap_between names unknown '
-                             f'methods {unknown}; known: {names}')
+            raise ValueError(f'benchmark method {method.name!r}: gap_between/ablation_of name '
+                             f'unknown methods {unknown}; known: {names}')
     for method in methods:
         if not osp.isfile(method.config):
             raise FileNotFoundError(f'benchmark method {method.name!r}: config '
@@ -412,15 +416,36 @@ class Benchmark:
         write_csv(paths['csv'], per_seed)
         with open(paths['markdown'], 'w') as f:
             f.write(markdown_table(rows) + '\n')
-        reference = self.spec.get('paired_reference')
-        if reference and any(r['method'] == reference for r in per_seed):
+        paired = self.paired_report(per_seed)
+        if paired:
             paths['paired'] = osp.join(self.work_root, 'results_paired.md')
             with open(paths['paired'], 'w') as f:
-                f.write(paired_markdown(paired_by_seed(per_seed, reference), reference) + '\n')
+                f.write(paired + '\n')
         if any('latency_torch_ms' in row for row in rows):
             paths['plot'] = osp.join(self.work_root, 'map_vs_latency.png')
             plot_map_vs_latency(rows, paths['plot'])
         return paths
+
+    def paired_report(self, per_seed: List[dict]) -> str:
+        """Markdown: every row against the spec's ``paired_reference``, then every ablation row
+        against the row it changes (``ablation_of``), paired by seed; '' when neither ran."""
+        ran = {r['method'] for r in per_seed}
+        parts = []
+        reference = self.spec.get('paired_reference')
+        ablations = [m for m in self.reported_methods if m.ablation_of and m.name in ran]
+        if reference in ran:
+            table = [r for r in paired_by_seed(per_seed, reference)
+                     if r['method'] not in {m.name for m in ablations}]
+            parts.append(paired_markdown(table, reference))
+        rows = []
+        for method in ablations:
+            if method.ablation_of in ran:
+                rows += [r for r in paired_by_seed(per_seed, method.ablation_of)
+                         if r['method'] == method.name]
+        if rows:
+            parts.append('Ablations, each against the row it changes:\n\n' +
+                         paired_markdown(rows, 'the row it changes'))
+        return '\n\n'.join(parts)
 
     def per_seed_rows(self) -> List[dict]:
         rows = []

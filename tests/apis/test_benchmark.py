@@ -86,6 +86,26 @@ def test_paired_report_is_written_when_the_spec_names_a_reference(tmp_path):
     assert '| distilled | 0,1 | +4.5 ± 7.8 | 1/2 | +10.0 / -1.0 |' in text
 
 
+def test_ablation_rows_are_paired_with_the_row_they_change(tmp_path):
+    methods = [dict(name='distilled', config=osp.join(REPO_ROOT, DCD)),
+               dict(name='distilled minus a term', config=osp.join(REPO_ROOT, DCD), seeds=[0, 1],
+                    ablation_of='distilled')]
+    bench = Benchmark(make_spec(str(tmp_path), methods=methods, paired_reference='student'))
+    for name, seed, mAP in [('teacher', 0, 40.0), ('student', 0, 20.0), ('student', 1, 22.0),
+                            ('distilled', 0, 30.0), ('distilled', 1, 31.0),
+                            ('distilled minus a term', 0, 29.0),
+                            ('distilled minus a term', 1, 33.0)]:
+        write_result(bench, name, seed, mAP)
+    report = bench.paired_report(bench.per_seed_rows())
+    against_student, ablations = report.split('Ablations, each against the row it changes:')
+    assert '| distilled | 0,1 | +9.5 ± 0.7 | 2/2 | +10.0 / +9.0 |' in against_student
+    assert 'minus a term' not in against_student
+    assert '| distilled minus a term | 0,1 | +0.5 ± 2.1 | 1/2 | -1.0 / +2.0 |' in ablations
+    methods[1]['ablation_of'] = 'nobody'
+    with pytest.raises(ValueError, match=r"ablation_of name unknown methods \['nobody'\]"):
+        Benchmark(make_spec(str(tmp_path), methods=methods))
+
+
 def test_gap_between_names_any_pair_and_unknown_names_fail(tmp_path):
     methods = [dict(name='distilled', config=osp.join(REPO_ROOT, DCD),
                     gap_between=('student', 'other student')),
@@ -99,7 +119,8 @@ def test_gap_between_names_any_pair_and_unknown_names_fail(tmp_path):
     assert 'gap_closed' not in rows['other student']
 
     methods[0]['gap_between'] = ('student', 'nobody')
-    with pytest.raises(ValueError, match="gap_between names unknown methods \\['nobody'\\]"):
+    with pytest.raises(ValueError, match="gap_between/ablation_of name unknown methods "
+                       "\\['nobody'\\]"):
         Benchmark(make_spec(str(tmp_path), methods=methods))
 
 
