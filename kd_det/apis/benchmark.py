@@ -230,16 +230,22 @@ class Benchmark:
         cmd += [_format_option(k, v) for k, v in options.items()]
         log_path = osp.join(work_dir, 'train_stdout.log')
         start = time.time()
-        with claim_run_dir(work_dir), open(log_path, 'w') as log:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            raise RuntimeError(f'training {method.name!r} (seed {seed}) failed with exit code '
-                               f'{proc.returncode}; see {log_path}')
-        result = collect_run_result(work_dir)
-        result.update(method=method.name, role=method.role, seed=seed,
-                      wall_time_s=round(time.time() - start, 1))
-        with open(osp.join(work_dir, 'result.json'), 'w') as f:
-            json.dump(result, f, indent=2)
+        with claim_run_dir(work_dir):
+            # another benchmark process may have finished this run since this one planned it
+            finished = self.result_of(method, seed)
+            if finished is not None:
+                return dict(finished, finished_elsewhere=True)
+            with open(log_path, 'w') as log:
+                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise RuntimeError(f'training {method.name!r} (seed {seed}) failed with exit '
+                                   f'code {proc.returncode}; see {log_path}')
+            result = collect_run_result(work_dir)
+            result.update(method=method.name, role=method.role, seed=seed,
+                          wall_time_s=round(time.time() - start, 1))
+            # written while the run is still claimed: no other process can start it in between
+            with open(osp.join(work_dir, 'result.json'), 'w') as f:
+                json.dump(result, f, indent=2)
         return result
 
     def run(self, jobs: int = 1) -> None:
@@ -308,6 +314,10 @@ class Benchmark:
                     continue
                 if method.role == 'teacher' and seed == self.teacher_seed:
                     teacher_done.set()
+                if result.get('finished_elsewhere'):
+                    say(f'{prefix}: finished meanwhile by another benchmark process, '
+                        f'mAP {result["mAP"]:.1f}')
+                    continue
                 say(f'{prefix}: mAP {result["mAP"]:.1f} in {result["wall_time_s"]:.0f} s '
                     f'(elapsed {(time.time() - started) / 60:.1f} min)')
 

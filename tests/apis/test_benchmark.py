@@ -296,6 +296,33 @@ def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
             pass
 
 
+def test_a_run_finished_by_another_process_after_planning_is_not_trained_again(
+        tmp_path, monkeypatch, capsys):
+    bench = Benchmark(make_spec(str(tmp_path), seeds=[0]))
+    write_result(bench, 'teacher', 0, 40.0)
+    write_result(bench, 'student', 0, 20.0)
+    import kd_det.apis.benchmark as benchmark_module
+
+    def another_process_finishes_it_first(cmd, **kwargs):
+        raise AssertionError(f'trained a finished run again: {cmd}')
+
+    real_result_of = bench.result_of
+    planned = []
+
+    def result_of(method, seed):  # the run is unfinished when planned, finished when claimed
+        if method.name == 'distilled' and not planned:
+            planned.append(True)
+            write_result(bench, 'distilled', 0, 31.0)
+            return None
+        return real_result_of(method, seed)
+
+    monkeypatch.setattr(bench, 'result_of', result_of)
+    monkeypatch.setattr(benchmark_module.subprocess, 'run', another_process_finishes_it_first)
+    bench.run(jobs=1)
+    assert 'distilled seed 0: finished meanwhile by another benchmark process, mAP 31.0' in \
+        capsys.readouterr().out
+
+
 def test_a_run_in_progress_elsewhere_is_skipped_not_failed(tmp_path, monkeypatch, capsys):
     bench = Benchmark(make_spec(str(tmp_path)))
     write_result(bench, 'teacher', 0, 40.0)
