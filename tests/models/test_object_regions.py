@@ -76,3 +76,12 @@ def test_assigned_level_is_the_teachers_best_and_weights_sum_to_one_per_object()
     total = sum(w.flatten(1).sum(dim=1) for w in everywhere)
     assert torch.allclose(total, torch.ones(2))
     assert everywhere[1][0, 0, 0].item() == pytest.approx(3 / 11)  # 4 + 6 + 1 = 11
+
+
+def test_a_tiny_box_far_from_the_only_cell_centre_still_weighs_one():
+    # 1x1 grid (stride 96): the cell centre (0, 0) is far from the small box
+    box = torch.tensor([[50.0, 10.0, 90.0, 60.0]])
+    inside, prior = center_prior_cells(box, (1, 1), (64.0, 96.0), center_offset=0.0)
+    assert inside.all() and prior.item() == pytest.approx(math.exp(-20.0), rel=1e-4)
+    weights = joint_object_weights([prior], torch.ones(1, 1, dtype=torch.bool))
+    assert weights[0].sum().item() == pytest.approx(1.0, rel=1e-6)

@@ -306,6 +306,19 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             t_feat = t_feat - t_feat.mean(dim=(0, 2, 3), keepdim=True)
         return cosine_distance_map(s_feat, t_feat)
 
+    def _weighted_foreground_distance(self, s_feat: Tensor, t_feat: Tensor, weight: Tensor,
+                                      mask: Tensor) -> Tensor:
+        """``sum(weight * (1 - cos))`` over the (N, H, W) ``mask`` cells only (few, so the
+        cosine is not computed on the whole map); attached, 0 without foreground."""
+        if self.fg_center_features:
+            s_feat = s_feat - s_feat.mean(dim=(0, 2, 3), keepdim=True)
+            t_feat = t_feat - t_feat.mean(dim=(0, 2, 3), keepdim=True)
+        s_vecs = s_feat.permute(0, 2, 3, 1)[mask]  # (M, C)
+        t_vecs = t_feat.permute(0, 2, 3, 1)[mask]
+        cos = torch.nn.functional.cosine_similarity(s_vecs.float(), t_vecs.float(), dim=1,
+                                                    eps=1e-8)
+        return ((1.0 - cos) * weight[mask]).sum() + 0.0 * s_feat.sum()
+
     def _center_offsets(self, num_levels: int) -> List[float]:
         """Where the student head's priors sit in each cell (anchor generators: 0, points: 0.5)."""
         head = self._heads.get('student')
@@ -379,9 +392,10 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
 
     def _foreground_losses(self, step: dict) -> Tuple[Dict[str, Tensor], List[Tensor]]:
         fg = self._assigned_foreground(step)
-        terms = [(self._foreground_distance(s_feat, t_feat) * weight).sum()
-                 for s_feat, t_feat, weight in zip(step['student_feats'],
-                                                   step['teacher_feats'], fg['gated_weight'])]
+        terms = [self._weighted_foreground_distance(s_feat, t_feat, weight, mask)
+                 for s_feat, t_feat, weight, mask in zip(
+                     step['student_feats'], step['teacher_feats'], fg['gated_weight'],
+                     fg['mask'])]
         num_objects = max(fg['num_objects'], 1)
         device = terms[0].device
         losses = dict(loss_fg_cos=self.loss_fg_weight * torch.stack(terms).sum() / num_objects)
@@ -500,8 +514,10 @@ def _mean_direction_cosine(teacher_feats: List[Tensor], masks: List[Tensor]) -> 
         values = []
         for feat, mask in zip(teacher_feats, masks):
             if mask.any():
-                mean = feat.float().mean(dim=(0, 2, 3), keepdim=True).expand_as(feat)
-                values.append(1.0 - cosine_distance_map(mean, feat.float())[mask])
+                mean = feat.float().mean(dim=(0, 2, 3))
+                vectors = feat.float().permute(0, 2, 3, 1)[mask]  # (M, C)
+                values.append(torch.nn.functional.cosine_similarity(
+                    vectors, mean[None].expand_as(vectors), dim=1, eps=1e-8))
         if not values:
             return teacher_feats[0].new_zeros(())
         return torch.cat(values).mean()

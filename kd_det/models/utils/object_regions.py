@@ -36,7 +36,8 @@ def center_prior_cells(boxes: Tensor, feat_shape: Tuple[int, int], stride: Tuple
     A box that contains no cell centre (smaller than a cell) gets the cell nearest its centre,
     so every object has at least one cell on every level. The prior is
     ``exp(-((x - cx)^2 / (2 (r w)^2) + (y - cy)^2 / (2 (r h)^2)))`` with ``r = sigma_ratio``:
-    1 at the box centre, ``exp(-2)`` at the middle of an edge for ``r = 0.25``.
+    1 at the box centre, ``exp(-2)`` at the middle of an edge for ``r = 0.25``, never below
+    ``exp(-20)`` on the object's cells.
 
     Args:
         boxes: (..., 4) ``(x1, y1, x2, y2)`` in input pixels, e.g. (K, 4) or (N, K, 4).
@@ -66,7 +67,10 @@ def center_prior_cells(boxes: Tensor, feat_shape: Tuple[int, int], stride: Tuple
     sigma_y = ((y2 - y1).clamp(min=1.0) * sigma_ratio)[:, None, None]
     dx = xs[None, None, :] - cx[:, None, None]
     dy = ys[None, :, None] - cy[:, None, None]
-    prior = torch.exp(-0.5 * ((dx / sigma_x)**2 + (dy / sigma_y)**2)) * inside
+    # floored at exp(-20): a cell far from a tiny box's centre (the nearest-cell fallback on a
+    # coarse level) keeps a small positive weight instead of underflowing
+    log_prior = (-0.5 * ((dx / sigma_x)**2 + (dy / sigma_y)**2)).clamp(min=-20.0)
+    prior = torch.exp(log_prior) * inside
     return inside.view(leading + inside.shape[1:]), prior.view(leading + prior.shape[1:])
 
 
@@ -154,5 +158,6 @@ def joint_object_weights(priors: Sequence[Tensor], levels: Tensor) -> List[Tenso
     if not selected:
         return []
     totals = sum(s.flatten(-2).sum(dim=-1) for s in selected)
-    scale = torch.where(totals > 0, 1.0 / totals.clamp(min=1e-12), torch.zeros_like(totals))
+    tiny = torch.finfo(totals.dtype).tiny
+    scale = torch.where(totals > 0, 1.0 / totals.clamp(min=tiny), torch.zeros_like(totals))
     return [s * scale[..., None, None] for s in selected]
