@@ -37,8 +37,8 @@ def test_distillation_logs_decoupled_terms_and_gate_ratios(distill_run):
     scalars = [osp.join(r, f) for r, _, fs in os.walk(work) for f in fs if f == 'scalars.json']
     with open(scalars[0]) as f:
         entry = next(json.loads(line) for line in f if 'distill.loss_fg_cos' in line)
-    for key in ('distill.loss_fg_cos', 'distill.loss_bg_kl', 'distill.fg_gate_ratio',
-                'distill.bg_gate_ratio', 'student.loss_cls'):
+    for key in ('distill.loss_fg_cos', 'distill.loss_bg_feat', 'distill.loss_bg_kl',
+                'distill.fg_gate_ratio', 'distill.l0_objects', 'student.loss_cls'):
         assert np.isfinite(entry[key]), key
 
 
