@@ -1,7 +1,8 @@
 # Step 1 with distillation: the sparsity-trained SparseBiFPN student (its config, hook, data and
 # schedule) distilled from the embedded teacher with kd_det's decoupled cosine distiller, wired
 # like configs/_base_/distill/embedded_pair.py. The hook finds the student inside the algorithm.
-_base_ = ['./retinanet_mnv2-w05-sparsebifpn64_8e_embedded_sparse.py']
+_base_ = ['./retinanet_mnv2-w05-sparsebifpn64_8e_embedded_sparse.py',
+          '../_base_/distill/decoupled_cosine_v1.py']
 
 teacher_config = 'kd_det::embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py'
 teacher_ckpt = 'work_dirs/retinanet_mnv2-w1-fpn128_16e_embedded_teacher/epoch_16.pth'
@@ -15,18 +16,5 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     teacher_head='auto',  # the background KL and the gate need the teacher's predictions
     # v1 of the distiller, as the sparse benchmark was measured
-    # (configs/decoupled_cosine/dcd_retinanet_mnv2_embedded_v1.py)
-    distiller=dict(
-        type='DecoupledCosineDistiller',
-        fg_mode='all_levels',
-        fg_center_features=False,
-        bg_kl='bernoulli',
-        bg_gate='teacher_better',
-        loss_bg_feat_weight=0.0,
-        loss_fg_weight=6.0,
-        loss_bg_weight=10.0,
-        temperature=1.0,
-        gate='hard',
-        gate_quality='score',
-        gate_floor=0.0))
+    distiller=_base_.decoupled_cosine_v1)
 find_unused_parameters = True
