@@ -299,20 +299,23 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             maps.append(level_map)
         return maps
 
+    def _cosine_inputs(self, s_feat: Tensor, t_feat: Tensor) -> Tuple[Tensor, Tensor]:
+        """(N, C, H, W) features as the cosine sees them: centred per channel (over images and
+        cells) with ``fg_center_features``, as they are otherwise."""
+        if not self.fg_center_features:
+            return s_feat, t_feat
+        return (s_feat - s_feat.mean(dim=(0, 2, 3), keepdim=True),
+                t_feat - t_feat.mean(dim=(0, 2, 3), keepdim=True))
+
     def _foreground_distance(self, s_feat: Tensor, t_feat: Tensor) -> Tensor:
-        """(N, H, W) ``1 - cos``, of per-channel centred features with ``fg_center_features``."""
-        if self.fg_center_features:
-            s_feat = s_feat - s_feat.mean(dim=(0, 2, 3), keepdim=True)
-            t_feat = t_feat - t_feat.mean(dim=(0, 2, 3), keepdim=True)
-        return cosine_distance_map(s_feat, t_feat)
+        """(N, H, W) ``1 - cos`` on the whole map (for the pictures)."""
+        return cosine_distance_map(*self._cosine_inputs(s_feat, t_feat))
 
     def _weighted_foreground_distance(self, s_feat: Tensor, t_feat: Tensor, weight: Tensor,
                                       mask: Tensor) -> Tensor:
         """``sum(weight * (1 - cos))`` over the (N, H, W) ``mask`` cells only (few, so the
         cosine is not computed on the whole map); attached, 0 without foreground."""
-        if self.fg_center_features:
-            s_feat = s_feat - s_feat.mean(dim=(0, 2, 3), keepdim=True)
-            t_feat = t_feat - t_feat.mean(dim=(0, 2, 3), keepdim=True)
+        s_feat, t_feat = self._cosine_inputs(s_feat, t_feat)
         s_vecs = s_feat.permute(0, 2, 3, 1)[mask]  # (M, C)
         t_vecs = t_feat.permute(0, 2, 3, 1)[mask]
         cos = torch.nn.functional.cosine_similarity(s_vecs.float(), t_vecs.float(), dim=1,
