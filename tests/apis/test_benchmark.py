@@ -7,8 +7,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from kd_det.apis.benchmark import (RUN_LOCK, Benchmark, RunInProgress, claim_run_dir,
-                                  markdown_table, paired_by_seed)
+from kd_det.apis.benchmark import (RUN_LOCK, Benchmark, BenchmarkSpecError, RunInProgress,
+                                  claim_run_dir, markdown_table, paired_by_seed)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STUDENT = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
@@ -102,7 +102,7 @@ def test_ablation_rows_are_paired_with_the_row_they_change(tmp_path):
     assert 'minus a term' not in against_student
     assert '| distilled minus a term | 0,1 | +0.5 ± 2.1 | 1/2 | -1.0 / +2.0 |' in ablations
     methods[1]['ablation_of'] = 'nobody'
-    with pytest.raises(ValueError, match=r"ablation_of name unknown methods \['nobody'\]"):
+    with pytest.raises(BenchmarkSpecError, match="ablation_of 'nobody' is not a row of the spec"):
         Benchmark(make_spec(str(tmp_path), methods=methods))
 
 
@@ -119,8 +119,7 @@ def test_gap_between_names_any_pair_and_unknown_names_fail(tmp_path):
     assert 'gap_closed' not in rows['other student']
 
     methods[0]['gap_between'] = ('student', 'nobody')
-    with pytest.raises(ValueError, match="gap_between/ablation_of name unknown methods "
-                       "\\['nobody'\\]"):
+    with pytest.raises(BenchmarkSpecError, match="gap_between 'nobody' is not a row of the spec"):
         Benchmark(make_spec(str(tmp_path), methods=methods))
 
 
@@ -340,3 +339,147 @@ def test_a_run_in_progress_elsewhere_is_skipped_not_failed(tmp_path, monkeypatch
     assert len(trained) == 3
     assert 'student seed 1: skipped, .../student/seed1 is being trained by process 42' in (
         capsys.readouterr().out)
+
+
+# ---- spec checks --------------------------------------------------------------------------------
+def write_spec(tmp_path, **changes):
+    """make_spec's spec written to ``tmp_path/spec.py`` and loaded from there (so that messages
+    name the file); a change whose value is ``DROP`` removes the key."""
+    spec = make_spec(str(tmp_path / 'runs')).to_dict()
+    for key, value in changes.items():
+        if value is DROP:
+            spec.pop(key)
+        else:
+            spec[key] = value
+    path = tmp_path / 'spec.py'
+    path.write_text(''.join(f'{key} = {value!r}\n' for key, value in spec.items()))
+    return Config.fromfile(str(path)), str(path)
+
+
+DROP = object()
+DISTILLED = dict(name='distilled', config=osp.join(REPO_ROOT, DCD))
+
+
+def _row(**changes):
+    row = dict(DISTILLED, **changes)
+    return {key: value for key, value in row.items() if value is not DROP}
+
+
+BAD_SPECS = {
+    'method without config': (
+        dict(methods=[_row(config=DROP)]),
+        ["methods[0] ('distilled'): no 'config'; add config='configs/...py'"]),
+    'method without name': (
+        dict(methods=[_row(name=DROP)]), ["methods[0]: no 'name'; add name='...'"]),
+    'teacher without config': (
+        dict(teacher=dict(name='teacher')), ["teacher ('teacher'): no 'config'"]),
+    'no student': (
+        dict(student=DROP), ['no student row; add student = dict(name=..., config=...)']),
+    'missing config file': (
+        dict(methods=[_row(config='configs/nope.py')]),
+        ["methods[0] ('distilled'): config 'configs/nope.py' not found (relative paths are "
+         'read from']),
+    'misspelt method key': (
+        dict(methods=[_row(seed=[0])]),
+        ["methods[0] ('distilled'): unknown key 'seed'; did you mean 'seeds'? a row takes name, "
+         'config, role, cfg_options, gap_between, seeds, ablation_of']),
+    'misspelt teacher key': (
+        dict(teacher=dict(name='teacher', config=osp.join(REPO_ROOT, TEACHER), cfg_option={})),
+        ["teacher ('teacher'): unknown key 'cfg_option'; did you mean 'cfg_options'? a row takes "
+         'name, config, cfg_options']),
+    'misspelt spec key': (
+        dict(seed=[0]), ["'seed' is not a spec key; did you mean 'seeds'?"]),
+    'string seeds': (
+        dict(seeds=['0', '1']),
+        ["seeds must be a non-empty list of ints >= 0, e.g. [0, 1, 2], got ['0', '1'] (list)"]),
+    'float row seeds': (
+        dict(methods=[_row(seeds=[0.5])]),
+        ["methods[0] ('distilled'): seeds must be a non-empty list of ints >= 0"]),
+    'string teacher seed': (dict(teacher_seed='0'), ["teacher_seed must be an int >= 0, got '0'"]),
+    'unknown ablation_of': (
+        dict(methods=[DISTILLED, _row(name='ablation', ablation_of='distiled')]),
+        ["methods[1] ('ablation'): ablation_of 'distiled' is not a row of the spec; did you "
+         "mean 'distilled'?"]),
+    'ablation of itself': (
+        dict(methods=[_row(ablation_of='distilled')]),
+        ["methods[0] ('distilled'): ablation_of names the row itself"]),
+    'unknown paired_reference': (
+        dict(paired_reference='studnet'),
+        ["paired_reference 'studnet' is not a row of the spec; did you mean 'student'?"]),
+    'gap_between of three rows': (
+        dict(methods=[_row(gap_between=['student', 'teacher', 'distilled'])]),
+        ['gap_between must be two row names (lower, upper)']),
+    'misspelt role': (
+        dict(methods=[_row(role='distil')]),
+        ["role must be one of ('distill', 'student'), got 'distil' (str); did you mean "
+         "'distill'?"]),
+    'duplicate names': (
+        dict(methods=[_row(name='student')]),
+        ["row names must be unique; ['student'] name more than one row"]),
+    'cfg_options not a dict': (
+        dict(methods=[_row(cfg_options=['model.distiller.loss_fg_weight=4.0'])]),
+        ['cfg_options must be a dict of config keys to values']),
+    'bad input shape': (
+        dict(input_shape=(160, 160)), ['input_shape must be (channels, height, width)']),
+    'prune of an unknown row with a misspelt key': (
+        dict(prune=dict(source='distiled', ratio=[0.3], finetune_config='x.py')),
+        ["prune.source 'distiled' is not a row of the spec; did you mean 'distilled'?",
+         "prune: no 'ratios'; prune needs source, ratios, finetune_config",
+         "prune: unknown key 'ratio'; did you mean 'ratios'?"]),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_SPECS))
+def test_a_bad_spec_fails_on_loading_naming_the_file_the_row_and_the_key(tmp_path, case):
+    changes, fragments = BAD_SPECS[case]
+    spec, path = write_spec(tmp_path, **changes)
+    with pytest.raises(BenchmarkSpecError) as error:
+        Benchmark(spec)
+    message = str(error.value)
+    assert message.startswith(f'benchmark spec {path}')
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_every_mistake_of_a_spec_is_listed_at_once(tmp_path):
+    spec, path = write_spec(tmp_path, seeds=[0, 'one'],
+                            methods=[_row(config=DROP), _row(name='other', confg='x.py')])
+    with pytest.raises(BenchmarkSpecError) as error:
+        Benchmark(spec)
+    assert str(error.value).splitlines() == [
+        f'benchmark spec {path} has 3 mistakes:',
+        "  - methods[0] ('distilled'): no 'config'; add config='configs/...py' (the config it "
+        'trains)',
+        "  - methods[1] ('other'): unknown key 'confg'; did you mean 'config'? a row takes name, "
+        'config, role, cfg_options, gap_between, seeds, ablation_of',
+        "  - seeds must be a non-empty list of ints >= 0, e.g. [0, 1, 2], got [0, 'one'] (list)"]
+
+
+def test_a_spec_with_helper_variables_and_no_work_root(tmp_path):
+    # upper-case and unrelated lower-case names are a spec's own helpers, not mistakes
+    spec, _ = write_spec(tmp_path, DCD_CONFIG=DCD, labels_gap=('student', 'teacher'),
+                         work_root=DROP)
+    assert [m.name for m in Benchmark(spec, work_root=str(tmp_path)).methods] == [
+        'teacher', 'student', 'distilled']
+    with pytest.raises(BenchmarkSpecError, match="no work_root; add work_root='work_dirs/"
+                       "benchmark/<name>' or pass --work-root"):
+        Benchmark(spec)
+
+
+def test_the_benchmark_tool_reports_a_method_without_config_before_training(tmp_path,
+                                                                            monkeypatch):
+    import importlib.util
+
+    import kd_det.apis.benchmark as benchmark_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError('the benchmark started training a bad spec')
+
+    monkeypatch.setattr(benchmark_module.Benchmark, 'run', no_training)
+    _, path = write_spec(tmp_path, methods=[_row(config=DROP)])
+    loader = importlib.util.spec_from_file_location(
+        'benchmark_tool', osp.join(REPO_ROOT, 'tools', 'benchmark.py'))
+    tool = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(tool)
+    with pytest.raises(BenchmarkSpecError, match=r"methods\[0\] \('distilled'\): no 'config'"):
+        tool.main([path, '--skip-measure'])

@@ -7,9 +7,15 @@ from mmrazor.models.algorithms import SingleTeacherDistill
 from mmrazor.models.utils import add_prefix
 from mmrazor.registry import MODELS
 
+from kd_det.models.utils.arg_checks import (algorithm_key, check_bool, check_name,
+                                            check_path, check_submodule)
 from kd_det.models.utils.detector_probe import find_dense_head
 from kd_det.models.utils.model_config import resolve_model_cfg
 from kd_det.utils.checkpoint import load_teacher_checkpoint
+
+# SingleTeacherDistill's on/off arguments, passed through **kwargs
+MMRAZOR_SWITCHES = ('teacher_trainable', 'teacher_norm_eval', 'student_trainable',
+                    'calculate_student_loss', 'teacher_module_inplace')
 
 
 @MODELS.register_module()
@@ -28,6 +34,10 @@ class DetectionDistill(SingleTeacherDistill):
     ``teacher_ckpt`` is loaded strictly through kd_det's safe loader: a checkpoint that does not
     fit the teacher config fails before training with the missing/unexpected keys named.
 
+    Arguments are checked before anything is built (:mod:`kd_det.models.utils.arg_checks`),
+    mmrazor's switches included: ``teacher_trainable='False'`` (a truthy string) fails with the
+    key named instead of training the teacher.
+
     Args:
         teacher_head (str): the teacher's dense head to run, ``'auto'`` to find it, or ``None``
             to run backbone + neck only. Defaults to ``'auto'``.
@@ -36,8 +46,17 @@ class DetectionDistill(SingleTeacherDistill):
 
     def __init__(self, architecture, teacher, teacher_ckpt: Optional[str] = None,
                  teacher_head: Optional[str] = 'auto', **kwargs):
+        check_path(algorithm_key('teacher_ckpt'), teacher_ckpt, optional=True)
+        check_name(algorithm_key('teacher_head'), teacher_head, optional=True,
+                   what="'auto' or a module name")
+        for name in MMRAZOR_SWITCHES:
+            if name in kwargs:
+                check_bool(algorithm_key(name), kwargs[name])
         super().__init__(architecture=resolve_model_cfg(architecture),
                          teacher=resolve_model_cfg(teacher), teacher_ckpt=None, **kwargs)
+        if teacher_head not in (None, 'auto'):
+            check_submodule(algorithm_key('teacher_head'), self.teacher, teacher_head,
+                            'teacher', other_values="'auto', None")
         self.teacher_head = None if teacher_head is None else find_dense_head(
             self.teacher, teacher_head)
         self.teacher_ckpt = teacher_ckpt

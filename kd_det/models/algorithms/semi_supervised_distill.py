@@ -7,6 +7,7 @@ from mmrazor.models.utils import add_prefix
 from mmrazor.registry import MODELS
 
 from kd_det.datasets.semi_supervised import is_labeled
+from kd_det.models.utils.arg_checks import DistillConfigError, algorithm_key, check_number
 from .detection_distill import DetectionDistill
 
 
@@ -39,12 +40,15 @@ class SemiSupervisedDetectionDistill(DetectionDistill):
     """
 
     def __init__(self, *args, pseudo_label_thr: Optional[float] = None, **kwargs):
+        check_number(algorithm_key('pseudo_label_thr'), pseudo_label_thr, low=0.0, high=1.0,
+                     optional=True, why="a score threshold of the teacher's detections")
         super().__init__(*args, **kwargs)
-        if pseudo_label_thr is not None and not 0.0 <= pseudo_label_thr <= 1.0:
-            raise ValueError(f'pseudo_label_thr must be in [0, 1], got {pseudo_label_thr}')
         if pseudo_label_thr is not None and self.teacher_head is None:
-            raise ValueError("pseudo-labels need the teacher's dense head: set teacher_head="
-                             "'auto' (or the head's name), not None")
+            raise DistillConfigError(
+                f"{algorithm_key('pseudo_label_thr')}={pseudo_label_thr} needs the teacher's "
+                f"dense head, but the teacher runs without one. Fix: set "
+                f"{algorithm_key('teacher_head')}='auto' (or the head's name), not None, or "
+                f"drop {algorithm_key('pseudo_label_thr')}")
         self.pseudo_label_thr = pseudo_label_thr
 
     def train(self, mode: bool = True) -> None:

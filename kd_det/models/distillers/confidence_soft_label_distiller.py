@@ -1,5 +1,6 @@
 """Confidence-guided soft-label distillation: the teacher's confidence makes the soft labels and
 picks the regions, so no ground truth is needed and unlabeled images teach too."""
+import numbers
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -12,6 +13,9 @@ from kd_det.models.losses.prediction_kl import softmax_kl
 from kd_det.models.losses.soft_label import confidence_temperature, soft_label_loss
 from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
 from kd_det.models.utils.align import resize_to
+from kd_det.models.utils.arg_checks import (DistillConfigError, check_bool, check_choice,
+                                            check_number, check_weight, describe, did_you_mean,
+                                            distiller_key)
 from kd_det.models.utils.confidence import (location_confidence, prediction_discrepancy,
                                             quality_branch_index, teacher_reliability)
 from kd_det.models.utils.dense_boxes import (box_distributions, box_prediction_kind,
@@ -97,14 +101,14 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         quality_branch (str | int | None): ``'auto'`` uses FCOS/ATSS centerness, an int picks
             that head output as quality logits, None ignores any quality branch.
             Defaults to ``'auto'``.
-        quality_power (float): ``a`` in ``p^(1-a) * q^a``. Defaults to 0.5.
+        quality_power (float): ``a`` in ``p^(1-a) * q^a``, in [0, 1]. Defaults to 0.5.
         region_unit (str): ``'anchor'`` (each anchor by its own confidence) or ``'cell'``
             (v1: cells by their best anchor, spread to all their anchors).
             Defaults to ``'anchor'``.
         region (str): ``'threshold'`` or ``'topk'``. Defaults to ``'threshold'``.
-        region_thr (float): confidence threshold of the regions. Defaults to 0.5.
-        region_topk (float): fraction of the anchors (``region_unit='anchor'``) or cells
-            (``'cell'``) per image kept in top-k mode. Defaults to 0.01.
+        region_thr (float): confidence threshold of the regions, in [0, 1]. Defaults to 0.5.
+        region_topk (float): fraction in (0, 1] of the anchors (``region_unit='anchor'``) or
+            cells (``'cell'``) per image kept in top-k mode. Defaults to 0.01.
         box_loss (str): ``'auto'`` (distribution KL when both heads are GFL-type with the same
             ``reg_max``, else GIoU), ``'giou'``, ``'distribution_kl'`` or ``'none'``.
             Defaults to ``'auto'``.
@@ -123,10 +127,14 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         weight_norm (str): ``'geometric'`` or ``'mean_clamp'`` (v1). Defaults to
             ``'geometric'``.
         weight_power (float): compression exponent of ``'geometric'``. Defaults to 0.5.
-        weight_min (float): lower bound of a weight. Defaults to 0.25.
-        weight_max (float): upper bound of a weight. Defaults to 4.0.
+        weight_min (float): lower bound of a weight, in [0, 1]. Defaults to 0.25.
+        weight_max (float): upper bound of a weight, >= 1. Defaults to 4.0.
         neck_source, head_source: see :class:`DenseDetectionDistiller`; a dense head is
             required.
+
+    Loss weights are numbers >= 0, temperatures, ``weight_power`` and ``discrepancy_eps`` > 0,
+    ``focal_gamma``, ``feat_conf_bias`` and the powers >= 0; a wrong type or value fails when
+    the distiller is built, naming the ``model.distiller.<key>``.
     """
 
     def __init__(self,
@@ -155,26 +163,38 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
                  weight_min: float = 0.25,
                  weight_max: float = 4.0,
                  **kwargs):
+        key = distiller_key
+        for name, value, allowed in (('region_unit', region_unit, REGION_UNITS),
+                                     ('region', region, REGION_MODES),
+                                     ('box_loss', box_loss, BOX_LOSSES),
+                                     ('feat_loss', feat_loss, FEAT_LOSSES),
+                                     ('weight_norm', weight_norm, WEIGHT_NORMS)):
+            check_choice(key(name), value, allowed)
+        for name, value in (('loss_cls_weight', loss_cls_weight),
+                            ('loss_box_weight', loss_box_weight)):
+            check_weight(key(name), value)
+        check_weight(key('loss_feat_weight'), loss_feat_weight, optional=True)
+        for name, value in (('temperature', temperature), ('feat_temperature', feat_temperature),
+                            ('weight_power', weight_power),
+                            ('discrepancy_eps', discrepancy_eps)):
+            check_number(key(name), value, low=0.0, low_inclusive=False)
+        for name, value in (('focal_gamma', focal_gamma), ('feat_conf_bias', feat_conf_bias),
+                            ('teacher_power', teacher_power), ('student_power', student_power)):
+            check_number(key(name), value, low=0.0)
+        for name, value in (('quality_power', quality_power), ('region_thr', region_thr)):
+            check_number(key(name), value, low=0.0, high=1.0)
+        check_number(key('region_topk'), region_topk, low=0.0, high=1.0, low_inclusive=False,
+                     why='the fraction of anchors (or cells) per image kept')
+        check_number(key('label_sharpening'), label_sharpening, low=0.0, high=1.0,
+                     high_inclusive=False,
+                     why='0 keeps the soft labels of v1; 1 would divide by zero')
+        check_number(key('weight_min'), weight_min, low=0.0, high=1.0,
+                     why='weights are normalised to mean 1, so the lower bound is at most 1')
+        check_number(key('weight_max'), weight_max, low=1.0,
+                     why='weights are normalised to mean 1, so the upper bound is at least 1')
+        check_bool(key('hard_weighting'), hard_weighting)
+        _check_quality_branch(quality_branch)
         super().__init__(**kwargs)
-        for key, value, allowed in (('region_unit', region_unit, REGION_UNITS),
-                                    ('region', region, REGION_MODES),
-                                    ('box_loss', box_loss, BOX_LOSSES),
-                                    ('feat_loss', feat_loss, FEAT_LOSSES),
-                                    ('weight_norm', weight_norm, WEIGHT_NORMS)):
-            if value not in allowed:
-                raise ValueError(f'{key} must be one of {allowed}, got {value!r}')
-        if temperature <= 0:
-            raise ValueError(f'temperature must be positive, got {temperature}')
-        if feat_temperature <= 0:
-            raise ValueError(f'feat_temperature must be positive, got {feat_temperature}')
-        if not 0.0 <= label_sharpening < 1.0:
-            raise ValueError(f'label_sharpening must be in [0, 1) (0 keeps the soft labels of '
-                             f'v1; 1 would divide by zero), got {label_sharpening}')
-        if weight_power <= 0:
-            raise ValueError(f'weight_power must be positive, got {weight_power}')
-        if not 0 <= weight_min <= 1 <= weight_max:
-            raise ValueError(f'need 0 <= weight_min <= 1 <= weight_max, got '
-                             f'[{weight_min}, {weight_max}]')
         if loss_feat_weight is None:
             loss_feat_weight = 10.0 if feat_loss == 'conf_spatial_kl' else 1.0
         self.loss_cls_weight = loss_cls_weight
@@ -258,6 +278,12 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         student_head = self.record('head', from_student=True)
         teacher_head = self.record('head', from_student=False)
         quality_index = self._quality_index()
+        if quality_index is not None and quality_index >= len(teacher_head):
+            raise DistillConfigError(
+                f"{distiller_key('quality_branch')}={quality_index}, but the teacher's "
+                f'{type(self._heads["teacher"]).__name__} has {len(teacher_head)} outputs '
+                f"(0: class logits, 1: boxes). Fix: set {distiller_key('quality_branch')} to the "
+                "index of its quality output, 'auto' or None")
 
         confidences, cell_confidences, cls_losses, reliabilities, discrepancies = [], [], [], [], []
         for level, (s_logits, t_logits) in enumerate(zip(student_head[0], teacher_head[0])):
@@ -462,6 +488,20 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
             results.append(dict(confidence=conf, region=region.any(dim=1),
                                 weight=weight.sum(dim=1) / count.clamp(min=1)))
         return results
+
+
+def _check_quality_branch(value) -> None:
+    """``quality_branch`` is ``'auto'``, None or the index (an int >= 0) of a head output."""
+    if value is None or value == 'auto' or (
+            isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0):
+        return
+    key = distiller_key('quality_branch')
+    close = did_you_mean(value, ['auto']) if isinstance(value, str) else None
+    fix = f"set {key}='auto'" if close else \
+        f"set {key}='auto' (FCOS/ATSS centerness), None (no quality branch) or the index of " \
+        "the teacher head's output that holds quality logits (2 for FCOS: cls, bbox, centerness)"
+    raise DistillConfigError(f"{key} must be 'auto', None or an int >= 0, got "
+                             f'{describe(value)}. Fix: {fix}')
 
 
 def _flat(per_level: List[Tensor]) -> Tensor:

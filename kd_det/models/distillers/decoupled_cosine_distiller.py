@@ -9,6 +9,8 @@ from kd_det.models.losses.cosine_distance import cosine_distance_map
 from kd_det.models.losses.prediction_kl import prediction_kl
 from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
 from kd_det.models.utils.align import resize_to
+from kd_det.models.utils.arg_checks import (DistillConfigError, check_bool, check_choice,
+                                            check_number, check_weight, distiller_key)
 from kd_det.models.utils.dense_boxes import box_prediction_kind, decode_dense_boxes
 from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
                                        object_max_score, spread_object_values,
@@ -94,6 +96,10 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         gate_floor (float): smallest weight a closed gate leaves, in [0, 1]. Defaults to 0.5.
         neck_source, head_source: see :class:`DenseDetectionDistiller`. Without a dense head
             only the feature terms run (foreground on every level, ungated).
+
+    Loss weights are numbers >= 0, ``temperature``, ``gate_temperature`` and ``center_sigma``
+    > 0; a wrong type or value fails when the distiller is built, naming the
+    ``model.distiller.<key>``.
     """
 
     def __init__(self,
@@ -112,23 +118,28 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                  gate_quality: str = 'score_iou',
                  gate_floor: float = 0.5,
                  **kwargs):
-        super().__init__(**kwargs)
-        for key, value, allowed in (('gate', gate, GATE_MODES),
-                                    ('gate_level', gate_level, GATE_LEVELS),
-                                    ('gate_quality', gate_quality, GATE_QUALITIES),
-                                    ('fg_mode', fg_mode, FG_MODES), ('bg_kl', bg_kl, BG_KL_MODES),
-                                    ('bg_gate', bg_gate, BG_GATES)):
-            if value not in allowed:
-                raise ValueError(f'{key} must be one of {allowed}, got {value!r}')
+        key = distiller_key
+        for name, value, allowed in (('fg_mode', fg_mode, FG_MODES), ('bg_kl', bg_kl, BG_KL_MODES),
+                                     ('bg_gate', bg_gate, BG_GATES), ('gate', gate, GATE_MODES),
+                                     ('gate_level', gate_level, GATE_LEVELS),
+                                     ('gate_quality', gate_quality, GATE_QUALITIES)):
+            check_choice(key(name), value, allowed)
         if fg_mode == 'assigned_center' and gate_level != 'object':
-            raise ValueError("gate_level='location' needs fg_mode='all_levels' (v1); "
-                             "fg_mode='assigned_center' gates whole objects")
-        if temperature <= 0 or gate_temperature <= 0 or center_sigma <= 0:
-            raise ValueError('temperature, gate_temperature and center_sigma must be positive')
-        if not 0.0 <= gate_floor <= 1.0:
-            raise ValueError(f'gate_floor must be in [0, 1], got {gate_floor}')
-        if loss_bg_feat_weight < 0:
-            raise ValueError(f'loss_bg_feat_weight must be >= 0, got {loss_bg_feat_weight}')
+            raise DistillConfigError(
+                f"{key('gate_level')}='location' needs fg_mode='all_levels' (v1): "
+                f"{key('fg_mode')}='assigned_center' gates whole objects. Fix: drop "
+                f"{key('gate_level')} or set {key('fg_mode')}='all_levels'")
+        for name, value in (('loss_fg_weight', loss_fg_weight),
+                            ('loss_bg_feat_weight', loss_bg_feat_weight)):
+            check_weight(key(name), value)
+        check_weight(key('loss_bg_weight'), loss_bg_weight, optional=True)
+        for name, value in (('temperature', temperature), ('gate_temperature', gate_temperature),
+                            ('center_sigma', center_sigma)):
+            check_number(key(name), value, low=0.0, low_inclusive=False)
+        check_number(key('gate_floor'), gate_floor, low=0.0, high=1.0,
+                     why='the weight a closed gate leaves')
+        check_bool(key('fg_center_features'), fg_center_features)
+        super().__init__(**kwargs)
         self.loss_fg_weight = loss_fg_weight
         self.loss_bg_weight = (10.0 if bg_kl == 'spatial' else 1.0) \
             if loss_bg_weight is None else loss_bg_weight

@@ -6,6 +6,7 @@ from mmrazor.models.task_modules import RecorderManager
 from torch import nn
 
 from kd_det.models.utils.align import build_channel_connectors
+from kd_det.models.utils.arg_checks import check_name, check_submodule, distiller_key
 from kd_det.models.utils.detector_probe import find_dense_head, probe_feature_channels
 
 
@@ -20,6 +21,10 @@ class DenseDetectionDistiller(ConfigurableDistiller):
     the one mechanism by which kd_det distillers get GT. Feature widths are probed with a dummy
     forward and a 1x1 connector per level maps student to teacher width where they differ.
 
+    Arguments are checked when the distiller is built
+    (:mod:`kd_det.models.utils.arg_checks`); ``neck_source`` and ``head_source`` are looked up
+    in both models when they are prepared.
+
     Subclasses implement ``compute_distill_losses`` using :meth:`record`, ``self.head_spec``
     (``(cls_out_channels, use_sigmoid, head_name)`` or None) and ``self.feature_connectors``.
 
@@ -30,6 +35,8 @@ class DenseDetectionDistiller(ConfigurableDistiller):
     """
 
     def __init__(self, neck_source: str = 'neck', head_source: str = 'auto', **kwargs):
+        check_name(distiller_key('neck_source'), neck_source, what='a module name')
+        check_name(distiller_key('head_source'), head_source, what="'auto' or a module name")
         super().__init__(**kwargs)
         self.neck_source = neck_source
         self.head_source = head_source
@@ -43,6 +50,10 @@ class DenseDetectionDistiller(ConfigurableDistiller):
         return self._head_specs.get('student')
 
     def _prepare(self, model: nn.Module, role: str) -> RecorderManager:
+        check_submodule(distiller_key('neck_source'), model, self.neck_source, role)
+        if self.head_source != 'auto':
+            check_submodule(distiller_key('head_source'), model, self.head_source, role,
+                            other_values="'auto'")
         head_name = find_dense_head(model, self.head_source)
         recorders = dict(feats=dict(type='ModuleOutputs', source=self.neck_source))
         if head_name is not None:
