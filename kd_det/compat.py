@@ -9,14 +9,17 @@ Applied once by ``import kd_det``:
    quantization model raises :class:`QuantizationUnavailableError` saying why.
 2. **Safe checkpoint loading.** torch loads with ``weights_only=True`` by default, which refuses
    the message-hub objects and numpy arrays inside mmengine's ``epoch_N.pth``. The few plain data
-   classes they consist of are allow-listed (no generic callables such as ``getattr``; message-hub
-   buffers are written without the callables mmengine used to pickle into them), and
-   mmengine's loader for local files is replaced by :func:`kd_det.utils.checkpoint.load_checkpoint_file`,
-   so ``load_from``, ``--resume`` and ``teacher_ckpt`` keep the protection and a checkpoint with
+   classes they consist of are allow-listed, numpy's constructors under numpy 1 and numpy 2
+   names, and ``builtins.getattr`` only as :func:`history_buffer_statistic` (the statistics
+   methods stock mmengine pickles into every message-hub buffer; nothing else). kd_det itself
+   writes buffers without those callables. mmengine's loaders for local files and for
+   ``http(s)://`` URLs are replaced by :func:`kd_det.utils.checkpoint.load_checkpoint_file`, so
+   ``load_from``, ``--resume`` and ``teacher_ckpt`` keep the protection and a checkpoint with
    pickled code is refused with a clear error.
 3. **``kd_det::`` config paths**, like ``mmdet::``, for ``_base_`` and ``cfg_path``.
 4. **Distributed training without GPUs**: ``--launcher pytorch`` uses gloo on CPU-only torch.
 """
+import importlib
 import sys
 import types
 
@@ -81,13 +84,50 @@ def _disable_quantization_models() -> None:
             cls.__init__ = fail
 
 
+def history_buffer_statistic(owner, name: str):
+    """The only ``getattr`` a checkpoint may call: a statistics method of ``HistoryBuffer``.
+
+    mmengine's Runner pickles each message-hub buffer's ``statistics_methods`` (``min``,
+    ``max``, ``current``, ``mean`` and any registered one) as ``getattr(HistoryBuffer, name)``,
+    so every checkpoint written without kd_det references ``builtins.getattr``. Allowing
+    ``getattr`` itself would let a pickle reach any attribute of an allowed object; this stand-in
+    resolves public plain functions of ``HistoryBuffer`` and refuses everything else.
+
+    Raises:
+        pickle.UnpicklingError: for any other object or name.
+    """
+    import pickle
+    from mmengine.logging import HistoryBuffer
+    method = HistoryBuffer.__dict__.get(name) if owner is HistoryBuffer else None
+    if not isinstance(name, str) or name.startswith('_') or not isinstance(
+            method, types.FunctionType):
+        owner_name = getattr(owner, '__qualname__', type(owner).__name__)
+        raise pickle.UnpicklingError(
+            f'Unsupported GLOBAL getattr({owner_name}.{name}) (only the statistics methods of '
+            'mmengine\'s HistoryBuffer may be looked up)')
+    return method
+
+
+def _numpy_globals() -> list:
+    """numpy's array and scalar constructors under the module names of numpy 1 and numpy 2.
+
+    numpy 2 pickles them as ``numpy._core.multiarray.*``, numpy 1 as ``numpy.core.multiarray.*``;
+    a checkpoint written under either loads under both.
+    """
+    try:
+        multiarray = importlib.import_module('numpy._core.multiarray')
+    except ImportError:  # numpy < 1.26
+        multiarray = importlib.import_module('numpy.core.multiarray')
+    return [(getattr(multiarray, fn), f'{package}.multiarray.{fn}')
+            for fn in ('_reconstruct', 'scalar') for package in ('numpy.core', 'numpy._core')]
+
+
 def _safe_checkpoint_globals() -> list:
     """Plain data classes found in mmengine checkpoints (message hub, numpy scalars/arrays)."""
     from mmengine.logging import HistoryBuffer
     from mmengine.config.config import ConfigDict
-    numpy_core = np.core.multiarray
-    safe = [HistoryBuffer, ConfigDict, numpy_core._reconstruct, numpy_core.scalar, np.ndarray,
-            np.dtype]
+    safe = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype,
+            (history_buffer_statistic, 'builtins.getattr')] + _numpy_globals()
     # numpy >= 1.25 pickles dtypes by their class (numpy.dtypes.Float64DType, ...)
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -117,6 +157,11 @@ def _install_safe_checkpoint_loading() -> None:
 
     @CheckpointLoader.register_scheme(prefixes='', force=True)
     def load_from_local(filename, map_location):  # noqa: F811
+        return load_checkpoint_file(filename, map_location)
+
+    # mmengine's own http loader calls torch.load on the download without the checks above
+    @CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)
+    def load_from_url(filename, map_location, model_dir=None, progress=True):  # noqa: F811
         return load_checkpoint_file(filename, map_location)
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny embedded dataset and config overrides for seconds-long runs."""
 import os
 import os.path as osp
+import uuid
 
 import pytest
 
@@ -36,6 +37,11 @@ def tiny_run_options(data_root: str, epochs: int = 1, batch_size: int = 4) -> di
         'param_scheduler.0.end': 10,
         'default_hooks.logger.interval': 5,
         'randomness.seed': 0,
+        # mmengine's logger and visualizer are per-name singletons (the experiment name: config
+        # and second; mmdet's visualizer: always 'visualizer'): a second runner in the process
+        # would write its logs and scalars into the first one's work dir
+        'experiment_name': f'test_{uuid.uuid4().hex[:12]}',
+        'visualizer.name': f'visualizer_{uuid.uuid4().hex[:12]}',
     })
     return options
 

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 import kd_det  # noqa: F401  (applies compat shims and registers every kd_det module)
 from kd_det.apis import preflight
+from kd_det.apis.checkpoint_fit import check_checkpoint_fits_model
 from kd_det.engine.amp import enable_amp
 
 
@@ -70,6 +71,7 @@ def build_train_runner(config: str, work_dir: Optional[str] = None,
     else:
         runner = Runner.from_cfg(cfg)
     preflight.check_built_model(cfg, runner.model)
+    check_checkpoint_fits_model(cfg, runner.model, mode='train')
     return runner
 
 
@@ -85,7 +87,9 @@ def build_test_runner(config: str, checkpoint: str, work_dir: Optional[str] = No
         cfg.test_evaluator = _as_list(cfg.test_evaluator) + [
             dict(type='DumpDetResults', out_file_path=out)]
     preflight.check_config(cfg, mode='test')
-    return Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg)
+    check_checkpoint_fits_model(cfg, runner.model, mode='test')
+    return runner
 
 
 def build_distill_algorithm(config: str, checkpoint: Optional[str] = None,

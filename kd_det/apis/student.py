@@ -13,7 +13,8 @@ import torch
 from mmengine.config import Config
 
 from kd_det.models.utils.model_config import resolve_model_cfg
-from kd_det.utils.checkpoint import load_checkpoint_file, state_dict_of
+from kd_det.utils.checkpoint import (CheckpointMismatchError, load_checkpoint_file,
+                                     mismatch_message, state_dict_mismatch, state_dict_of)
 
 STUDENT_PREFIX = 'architecture.'
 
@@ -49,17 +50,44 @@ def student_config(cfg: Config) -> Config:
     return plain
 
 
+def check_student_weights(plain_cfg: Config, state: Dict[str, torch.Tensor],
+                          checkpoint: str) -> None:
+    """The extracted weights fit the student detector of the config, key for key and shape for
+    shape (a teacher's or another run's checkpoint would otherwise be written as the student).
+
+    Raises:
+        CheckpointMismatchError: naming the differences and the likely cause.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    model = MODELS.build(plain_cfg.model)
+    missing, unexpected, shape_errors = state_dict_mismatch(model, state)
+    if missing or unexpected or shape_errors:
+        raise CheckpointMismatchError(
+            mismatch_message(model, checkpoint, 'student', missing, unexpected, shape_errors)
+            + '\n  Pass the checkpoint of a run of this distillation config (e.g. '
+            'work_dirs/<config>/epoch_N.pth); nothing was written.')
+
+
 def extract_student(config: str, checkpoint: str, out_dir: str) -> Tuple[str, str]:
-    """Write ``student.py`` and ``student.pth`` (with the original ``meta``) into ``out_dir``."""
-    os.makedirs(out_dir, exist_ok=True)
+    """Write ``student.py`` and ``student.pth`` (with the original ``meta``) into ``out_dir``.
+
+    Raises:
+        CheckpointMismatchError: the checkpoint's student weights do not fit the config's
+            student (nothing is written then).
+    """
     cfg = Config.fromfile(config)
-    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu', key='CHECKPOINT')
     state = student_state_dict(state_dict_of(ckpt))
     meta = dict(ckpt.get('meta', {})) if isinstance(ckpt, dict) else {}
     meta.pop('cfg', None)  # the config text belongs to the algorithm, not the student
+    plain_cfg = student_config(cfg)
+    check_student_weights(plain_cfg, state, checkpoint)
     out_cfg = osp.join(out_dir, 'student.py')
     out_ckpt = osp.join(out_dir, 'student.pth')
-    student_config(cfg).dump(out_cfg)
+    os.makedirs(out_dir, exist_ok=True)
+    plain_cfg.dump(out_cfg)
     tmp = out_ckpt + '.tmp'
     torch.save(dict(state_dict=state, meta=meta), tmp)
     os.replace(tmp, out_ckpt)

@@ -19,10 +19,12 @@ in the main process even when data loading runs in worker processes. Images with
 not faults: they train as negatives.
 """
 import copy
-import logging
 import json
+import logging
+import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import re
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import mmcv
 import numpy as np
@@ -35,9 +37,15 @@ from mmengine.logging import print_log
 FAULTS_KEY = 'data_faults'
 IMAGE_FAULT = 'image'
 BOX_FAULT = 'box'
-# JPEG ends with the EOI marker; a few cameras append data after it, so look near the end.
-_JPEG_SOI, _JPEG_EOI, _JPEG_TAIL = b'\xff\xd8', b'\xff\xd9', 4096
-_PNG_SIGNATURE, _PNG_IEND = b'\x89PNG\r\n\x1a\n', b'IEND'
+# A complete JPEG ends its image with the EOI marker, a PNG with the IEND chunk (length 0,
+# type, constant CRC). Cameras and tools may append bytes after them (a second JPEG of a
+# multi-picture file, maker data, zero padding), so a file that does not end with its marker is
+# parsed to find where the image ends.
+_JPEG_SOI, _JPEG_EOI = b'\xff\xd8', b'\xff\xd9'
+_PNG_SIGNATURE, _PNG_IEND = b'\x89PNG\r\n\x1a\n', b'\x00\x00\x00\x00IEND\xaeB`\x82'
+# a marker after entropy-coded data: 0xFF followed by neither a stuffed 0x00 nor RST0-RST7
+_JPEG_MARKER = re.compile(rb'\xff[^\x00\xd0-\xd7]')
+_JPEG_STANDALONE = frozenset([0x01, *range(0xd0, 0xd8)])  # TEM, RST0-RST7: no length field
 
 
 class DataFaultError(RuntimeError):
@@ -54,19 +62,94 @@ class DataFaultError(RuntimeError):
         super().__init__(f'{file_name}: {reason}')
 
 
+def _jpeg_end(data: bytes) -> Optional[int]:
+    """Offset just past the EOI marker that ends the JPEG in ``data``, None if it has none.
+
+    Walks the marker segments by their lengths, so a JPEG embedded in a segment (the EXIF
+    thumbnail) does not count, and the entropy-coded data after each SOS up to the next marker.
+    """
+    pos = len(_JPEG_SOI)
+    while pos + 1 < len(data):
+        if data[pos] != 0xff:  # bytes between segments: resynchronise as decoders do
+            match = _JPEG_MARKER.search(data, pos)
+            if match is None:
+                return None
+            pos = match.start()
+            continue
+        marker = data[pos + 1]
+        if marker == 0xff:  # fill byte
+            pos += 1
+        elif marker == 0xd9:
+            return pos + 2
+        elif marker in _JPEG_STANDALONE:
+            pos += 2
+        elif pos + 4 > len(data):
+            return None
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
+            if marker == 0xda:  # start of scan: entropy-coded data up to the next marker
+                match = _JPEG_MARKER.search(data, pos)
+                if match is None:
+                    return None
+                pos = match.start()
+    return None
+
+
+def _png_end(data: bytes) -> Optional[int]:
+    """Offset just past the IEND chunk of the PNG in ``data``, None if the chunks stop short."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        end = pos + 12 + int.from_bytes(data[pos:pos + 4], 'big')  # length, type, data, CRC
+        if end > len(data):
+            return None
+        if data[pos + 4:pos + 8] == b'IEND':
+            return end
+        pos = end
+    return None
+
+
+def _ends_with_its_marker(head: bytes, tail: bytes) -> bool:
+    """True unless ``head`` starts a JPEG/PNG whose ``tail`` is not its end marker."""
+    if head.startswith(_JPEG_SOI):
+        return tail.endswith(_JPEG_EOI)
+    if head.startswith(_PNG_SIGNATURE):
+        return tail.endswith(_PNG_IEND)
+    return True
+
+
 def image_bytes_fault(data: bytes) -> Optional[str]:
     """Why ``data`` is not a complete image file, or None if nothing is visibly wrong.
 
-    Catches empty files and truncated JPEG/PNG files (missing end marker), which decoders
-    either reject with an unhelpful error or, for JPEG, decode silently with missing rows.
+    Catches empty files and truncated JPEG/PNG files (no end marker where the image data
+    ends), which decoders either reject with an unhelpful error or, for JPEG, decode silently
+    with missing rows. Bytes after the end marker are fine.
     """
     if not data:
         return 'the file is empty (0 bytes)'
-    if data.startswith(_JPEG_SOI) and _JPEG_EOI not in data[-_JPEG_TAIL:]:
+    if _ends_with_its_marker(data[:len(_PNG_SIGNATURE)], data[-len(_PNG_IEND):]):
+        return None
+    if data.startswith(_JPEG_SOI) and _jpeg_end(data) is None:
         return f'truncated JPEG ({len(data)} bytes, no end-of-image marker)'
-    if data.startswith(_PNG_SIGNATURE) and _PNG_IEND not in data[-12:]:
+    if data.startswith(_PNG_SIGNATURE) and _png_end(data) is None:
         return f'truncated PNG ({len(data)} bytes, no IEND chunk)'
     return None
+
+
+def image_file_fault(path: str) -> Optional[str]:
+    """:func:`image_bytes_fault` of a local file, reading only its first and last bytes when it
+    ends with its end marker (nearly always), the whole file otherwise; for a file that cannot
+    be read, why."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(len(_PNG_SIGNATURE))
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - len(_PNG_IEND)))
+            if size and _ends_with_its_marker(head, f.read()):
+                return None
+            f.seek(0)
+            return image_bytes_fault(f.read())
+    except OSError as err:
+        return f'the file cannot be read ({err})'
 
 
 @TRANSFORMS.register_module()
@@ -307,7 +390,13 @@ def faults_of_batch(data_samples: Sequence) -> List[Tuple[str, str, str]]:
     return found
 
 
+def skipped_image_files(faults: Sequence[Tuple[str, str, str]]) -> Set[str]:
+    """The image files skipped in ``faults``, each once however often it was met."""
+    return {file_name for kind, file_name, _ in faults if kind == IMAGE_FAULT}
+
+
 def count_faults(faults: Sequence[Tuple[str, str, str]]) -> Dict[str, int]:
-    """Number of skipped images and dropped-box faults in ``faults``."""
+    """Number of skip events (an image met twice counts twice) and dropped-box faults in
+    ``faults``."""
     return {IMAGE_FAULT: sum(kind == IMAGE_FAULT for kind, _, _ in faults),
             BOX_FAULT: sum(kind == BOX_FAULT for kind, _, _ in faults)}

@@ -26,21 +26,90 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the model they are loaded into."""
 
 
-def load_checkpoint_file(filename: str, map_location=None) -> dict:
-    """Load a local checkpoint with ``weights_only=True``.
+URL_PREFIXES = ('http://', 'https://')
+
+
+def is_url(filename) -> bool:
+    return str(filename).startswith(URL_PREFIXES)
+
+
+def cached_download(url: str, key: Optional[str] = None) -> str:
+    """The local copy of the checkpoint at ``url``, downloaded on first use.
+
+    Like mmengine and torchvision, the file goes to torch's hub cache
+    (``$TORCH_HOME/hub/checkpoints/<file name>``, by default ``~/.cache/torch/...``), so a
+    checkpoint mmdet or mmrazor name by URL is fetched once and then loaded from disk.
 
     Raises:
-        FileNotFoundError: no such file (or it is a directory).
+        FileNotFoundError: the download failed (no network, wrong URL); the message says where
+            to put the file by hand.
+    """
+    from urllib.parse import urlparse
+
+    from torch.hub import download_url_to_file, get_dir
+    cache_dir = osp.join(get_dir(), 'checkpoints')
+    cached = osp.join(cache_dir, osp.basename(urlparse(url).path) or 'checkpoint.pth')
+    if osp.isfile(cached):
+        return cached
+    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        download_url_to_file(url, cached, progress=True)
+    except Exception as err:  # URLError, HTTPError, timeouts, a full disk ...
+        raise FileNotFoundError(
+            f'checkpoint {url!r}{_named_by(key)} could not be downloaded ({_first_line(err)}). '
+            f'Without network access, download it on another machine and copy it to {cached} '
+            f'(where kd_det looks first), or set {key or "the setting"} to a local file'
+        ) from None
+    return cached
+
+
+def _named_by(key: Optional[str]) -> str:
+    return f' ({key})' if key else ''
+
+
+def local_checkpoint_file(filename, key: Optional[str] = None) -> str:
+    """``filename`` as a readable local file: ``~`` expanded, a URL downloaded once.
+
+    ``key`` names the setting the path came from (``model.teacher_ckpt``, ``load_from``,
+    ``--resume``) so errors say what to fix.
+
+    Raises:
+        FileNotFoundError: no such file, a directory, or a failed download.
+        PermissionError: the file cannot be read.
+    """
+    if is_url(filename):
+        return cached_download(str(filename), key)
+    filename = osp.expanduser(str(filename))
+    if osp.isdir(filename):
+        inside = latest_complete_checkpoint(filename)
+        hint = (f'; the newest complete checkpoint in it is {inside}' if inside else
+                '; it holds no complete checkpoint')
+        raise FileNotFoundError(f'checkpoint {filename!r}{_named_by(key)} is a directory, not a '
+                                f'checkpoint file{hint}. Name the .pth file itself')
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename!r}{_named_by(key)} does not exist' +
+                                ('' if key else '; check the path'))
+    if not os.access(filename, os.R_OK):
+        raise PermissionError(f'checkpoint {filename!r}{_named_by(key)} exists but cannot be '
+                              'read; check its file permissions')
+    return filename
+
+
+def load_checkpoint_file(filename: str, map_location=None, key: Optional[str] = None) -> dict:
+    """Load a checkpoint (local path or URL) with ``weights_only=True``.
+
+    Args:
+        filename: a path, or an ``http(s)://`` URL (downloaded once, see
+            :func:`cached_download`).
+        map_location: as for ``torch.load``.
+        key: the setting ``filename`` came from, named in errors.
+
+    Raises:
+        FileNotFoundError: no such file (or a directory, or a failed download).
         PermissionError: the file cannot be read.
         UnsafeCheckpointError: the file pickles objects that are not plain data.
     """
-    filename = osp.expanduser(str(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename!r} does not exist; check the path (for a '
-                                'teacher: the teacher_ckpt entry of the distillation config)')
-    if not os.access(filename, os.R_OK):
-        raise PermissionError(f'checkpoint {filename!r} exists but cannot be read; check its '
-                              'file permissions')
+    filename = local_checkpoint_file(filename, key)
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -56,12 +125,8 @@ def load_checkpoint_file(filename: str, map_location=None) -> dict:
 def _unsafe_message(filename: str, err: BaseException) -> str:
     found = re.search(r'[Uu]nsupported (?:global: )?GLOBAL (\S+)', str(err))
     culprit = f' (it references {found.group(1)})' if found else ''
-    hint = ''
-    if found and found.group(1) in ('getattr', 'builtins.getattr', '__builtin__.getattr'):
-        hint = (' mmengine checkpoints written without kd_det store such callables in their '
-                'training state (message_hub).')
     return (f'refused to load {filename!r}: it contains pickled objects that are not plain '
-            f'weights and could run code when loaded{culprit}.{hint} kd_det keeps torch\'s '
+            f'weights and could run code when loaded{culprit}. kd_det keeps torch\'s '
             'weights_only=True protection. If you trust the file, keep only its weights once: '
             'ckpt = torch.load(path, weights_only=False); torch.save({"state_dict": '
             'ckpt["state_dict"], "meta": ckpt.get("meta", {})}, new_path)')
@@ -97,6 +162,13 @@ def _guess_cause(missing: List[str], unexpected: List[str],
     if any(k.startswith(('architecture.', 'teacher.', 'student.')) for k in unexpected):
         return ('it looks like a whole distillation checkpoint; pass the student extracted '
                 'with tools/extract_student.py (or the teacher trained on its own)')
+    if missing and all(k.startswith(('architecture.', 'teacher.', 'distiller.'))
+                       for k in missing) and not any(
+                           k.startswith(('architecture.', 'teacher.')) for k in unexpected):
+        return ('a plain detector checkpoint for a distillation config (its keys lack the '
+                '"architecture." prefix). To start the student from it, set '
+                "model.architecture.init_cfg=dict(type='Pretrained', checkpoint=PATH); the "
+                'teacher is model.teacher_ckpt')
     prefixes_missing = {k.split('.')[0] for k in missing}
     prefixes_unexpected = {k.split('.')[0] for k in unexpected}
     if 'roi_head' in prefixes_unexpected and 'bbox_head' in prefixes_missing:
@@ -105,8 +177,7 @@ def _guess_cause(missing: List[str], unexpected: List[str],
         return 'did you pass a one-stage checkpoint to a two-stage teacher?'
     # only the classifier's output size differs: trained on another number of classes (when
     # hidden layers differ too, e.g. cls_convs, the network width differs instead)
-    if shape_errors and all('cls' in key.rsplit('.', 2)[-2] and 'convs' not in key and
-                            ckpt[1:] == own[1:] for key, ckpt, own in shape_errors):
+    if classifier_only(shape_errors):
         return ('the classification layers differ in shape: the checkpoint was trained on a '
                 'different number of classes')
     if shape_errors and not missing and not unexpected:
@@ -117,6 +188,42 @@ def _guess_cause(missing: List[str], unexpected: List[str],
     if prefixes_missing & {'backbone'} or any(k.startswith('backbone') for k in unexpected):
         return 'the backbone differs: check the backbone type/depth/width in the config'
     return 'the config does not describe the network this checkpoint was trained with'
+
+
+def state_dict_mismatch(model: nn.Module, state: Dict[str, torch.Tensor]
+                        ) -> Tuple[List[str], List[str], List[Tuple[str, tuple, tuple]]]:
+    """How ``state`` fails to fit ``model``: ``(missing, unexpected, shape_errors)``, the last
+    as ``(key, checkpoint shape, model shape)``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape_errors = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+                    if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
+    return missing, unexpected, shape_errors
+
+
+def mismatch_message(model: nn.Module, source: str, role: str, missing: List[str],
+                     unexpected: List[str], shape_errors: List[Tuple[str, tuple, tuple]]) -> str:
+    """The error text for a checkpoint that does not fit: what differs and the likely cause."""
+    parts = [f'{role} checkpoint {source!r} does not match the {role} config '
+             f'({type(model).__name__}):']
+    if missing:
+        parts.append(f'  missing keys ({len(missing)}): {_show(missing)}')
+    if unexpected:
+        parts.append(f'  unexpected keys ({len(unexpected)}): {_show(unexpected)}')
+    if shape_errors:
+        shapes = [f'{k}: checkpoint {ckpt} vs model {model_shape}'
+                  for k, ckpt, model_shape in shape_errors]
+        parts.append(f'  shape mismatches ({len(shape_errors)}): {_show(shapes, 3)}')
+    parts.append(f'  likely cause: {_guess_cause(missing, unexpected, shape_errors)}')
+    return '\n'.join(parts)
+
+
+def classifier_only(shape_errors: List[Tuple[str, tuple, tuple]]) -> bool:
+    """Only the classification output layers differ, in their output size (other classes)."""
+    return bool(shape_errors) and all(
+        'cls' in key.rsplit('.', 2)[-2] and 'convs' not in key and ckpt[1:] == own[1:]
+        for key, ckpt, own in shape_errors)
 
 
 def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = 'model') -> dict:
@@ -131,24 +238,10 @@ def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = '
     """
     checkpoint = load_checkpoint_file(checkpoint_path, map_location='cpu')
     state = state_dict_of(checkpoint)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shape_errors = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
-                    if k in state and state[k].shape != v.shape]
+    missing, unexpected, shape_errors = state_dict_mismatch(model, state)
     if missing or unexpected or shape_errors:
-        parts = [f'{role} checkpoint {checkpoint_path!r} does not match the {role} config '
-                 f'({type(model).__name__}):']
-        if missing:
-            parts.append(f'  missing keys ({len(missing)}): {_show(missing)}')
-        if unexpected:
-            parts.append(f'  unexpected keys ({len(unexpected)}): {_show(unexpected)}')
-        if shape_errors:
-            shapes = [f'{k}: checkpoint {ckpt} vs model {model_shape}'
-                      for k, ckpt, model_shape in shape_errors]
-            parts.append(f'  shape mismatches ({len(shape_errors)}): {_show(shapes, 3)}')
-        parts.append(f'  likely cause: {_guess_cause(missing, unexpected, shape_errors)}')
-        raise CheckpointMismatchError('\n'.join(parts))
+        raise CheckpointMismatchError(mismatch_message(model, checkpoint_path, role, missing,
+                                                       unexpected, shape_errors))
     model.load_state_dict(state, strict=True)
     return checkpoint
 

@@ -3,6 +3,8 @@ import csv
 import json
 import os
 import os.path as osp
+import re
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -11,6 +13,11 @@ from kd_det.apis.benchmark import (RUN_LOCK, Benchmark, BenchmarkSpecError, RunI
                                   claim_run_dir, markdown_table, paired_by_seed)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RELIABILITY_TESTS = osp.join(REPO_ROOT, 'tests', 'reliability')
+if RELIABILITY_TESTS not in sys.path:
+    sys.path.insert(0, RELIABILITY_TESTS)
+from fault_table import fault_case  # noqa: E402 (docs/reliability.md's fault table)
+
 STUDENT = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
 TEACHER = 'configs/embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py'
 DCD = 'configs/decoupled_cosine/dcd_retinanet_mnv2_embedded.py'
@@ -481,5 +488,7 @@ def test_the_benchmark_tool_reports_a_method_without_config_before_training(tmp_
         'benchmark_tool', osp.join(REPO_ROOT, 'tools', 'benchmark.py'))
     tool = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(tool)
-    with pytest.raises(BenchmarkSpecError, match=r"methods\[0\] \('distilled'\): no 'config'"):
+    with fault_case('benchmark method without config', lost='nothing',
+                    raises=BenchmarkSpecError) as outcome:
         tool.main([path, '--skip-measure'])
+    assert re.search(r"methods\[0\] \('distilled'\): no 'config'", str(outcome.error))

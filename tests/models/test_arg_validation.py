@@ -1,10 +1,19 @@
 """Distiller and algorithm arguments are checked when the model is built: a wrong type, a value
 out of range or a misspelt choice fails with the config key, the value and the fix named."""
+import os.path as osp
+import re
+import sys
+
 import numpy as np
 import pytest
 
 from kd_det.models.utils.arg_checks import DistillConfigError
 from models.tiny_detectors import build_distill, fake_batch, tiny_detector_cfg
+
+RELIABILITY_TESTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'reliability')
+if RELIABILITY_TESTS not in sys.path:
+    sys.path.insert(0, RELIABILITY_TESTS)
+from fault_table import fault_case  # noqa: E402 (docs/reliability.md's fault table)
 
 DCD = 'DecoupledCosineDistiller'
 CSL = 'ConfidenceSoftLabelDistiller'
@@ -102,9 +111,22 @@ def test_the_error_is_a_value_error_and_reaches_the_caller_of_the_algorithm_buil
     # the issue: a string weight used to surface only in the pre-flight dry run, as a
     # neck-levels/classes mismatch
     assert issubclass(DistillConfigError, ValueError)
-    with pytest.raises(DistillConfigError, match=r"model\.distiller\.loss_fg_weight must be a "
-                       r"number >= 0, got '2\.0' \(str\)"):
+    with fault_case("distiller argument as a string (loss_fg_weight='2.0')", lost='nothing',
+                    raises=DistillConfigError) as outcome:
         build_distill('retinanet', 'retinanet', dict(type=DCD, loss_fg_weight='2.0'))
+    assert re.search(r"model\.distiller\.loss_fg_weight must be a number >= 0, got '2\.0' "
+                     r"\(str\)", str(outcome.error))
+
+
+def test_a_negative_loss_weight_fails_the_algorithm_build_naming_the_fix():
+    # the (DCD, 'loss_fg_weight', -1.0) row of BAD_DISTILLER_ARGS, built the way a config is
+    with fault_case('negative distiller loss weight', lost='nothing',
+                    raises=DistillConfigError) as outcome:
+        build_distill('retinanet', 'retinanet', dict(type=DCD, loss_fg_weight=-1.0))
+    message = str(outcome.error)
+    assert 'model.distiller.loss_fg_weight' in message and '-1.0 (float)' in message
+    for fragment in ['must be >= 0', 'turns the loss into a reward', 'Fix:']:
+        assert fragment in message, (fragment, message)
 
 
 def test_incompatible_decoupled_cosine_options_name_both_keys():

@@ -579,3 +579,40 @@ def test_pseudo_labels_replace_missing_gt_with_confident_teacher_detections():
     losses = strict.loss(inputs, _mark_unlabeled(samples, [1]))
     assert losses['pseudo_boxes_per_image'].item() == 0.0
     assert len(samples[1].gt_instances) == 0
+
+
+def test_the_dry_run_error_names_the_real_exception_and_where_it_came_from(monkeypatch):
+    """A failure inside the distiller is reported as itself, not as a guess about the config."""
+    from kd_det.apis.preflight import DistillShapeError, check_distill_shapes
+    algorithm = build_distill('retinanet', 'retinanet', dict(CSL))
+    distiller = algorithm.distiller
+
+    def _analyse():
+        return ()[1]  # what a head without a quality output gave: tuple index out of range
+
+    monkeypatch.setattr(distiller, '_analyse', _analyse)
+    with pytest.raises(DistillShapeError) as info:
+        check_distill_shapes(algorithm)
+    message = str(info.value)
+    assert 'ConfidenceSoftLabelDistiller cannot compute its losses on a dummy batch: ' \
+           'IndexError: tuple index out of range (raised in test_confidence_soft_label.py:' \
+           in message and 'in _analyse;' in message
+    assert 'same number of levels' not in message
+
+
+def test_the_dry_run_batch_follows_the_model_device(monkeypatch):
+    """On a GPU the dummy batch must be on the GPU; simulated with a 'meta' parameter."""
+    from kd_det.apis.preflight import check_distill_shapes
+    algorithm = build_distill('retinanet', 'retinanet', dict(CSL))
+    on_meta = torch.nn.Parameter(torch.empty(1, device='meta'))
+    monkeypatch.setattr(algorithm, 'parameters', lambda *args, **kwargs: iter([on_meta]))
+    seen = {}
+
+    def loss(inputs, samples):
+        seen['inputs'] = inputs.device
+        seen['boxes'] = samples[0].gt_instances.bboxes.device
+        return {}
+
+    monkeypatch.setattr(algorithm, 'loss', loss)
+    check_distill_shapes(algorithm)
+    assert seen == dict(inputs=torch.device('meta'), boxes=torch.device('meta'))

@@ -32,6 +32,28 @@ class InjectLossHook(Hook):
 
 
 @HOOKS.register_module()
+class InjectGradientHook(Hook):
+    """Sets the gradient of every parameter whose name contains ``param_name`` to ``value``
+    (NaN by default) after backward at 0-based ``iterations``; every loss stays finite."""
+
+    def __init__(self, param_name: str = '', iterations=(2, ), value: float = float('nan')):
+        self.param_name, self.iterations, self.value = param_name, tuple(iterations), value
+
+    def before_train(self, runner) -> None:
+        optim_wrapper = runner.optim_wrapper
+        backward = optim_wrapper.backward
+
+        def faulty_backward(loss, **kwargs):
+            backward(loss, **kwargs)
+            if runner.iter in self.iterations:
+                for name, param in runner.model.named_parameters():
+                    if param.grad is not None and self.param_name in name:
+                        param.grad.fill_(self.value)
+
+        optim_wrapper.backward = faulty_backward
+
+
+@HOOKS.register_module()
 class KillAtIterationHook(Hook):
     """SIGKILLs its own process before 0-based iteration ``iteration`` (no cleanup at all)."""
     priority = 'HIGHEST'

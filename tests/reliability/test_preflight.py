@@ -4,25 +4,39 @@ Every case calls ``build_train_runner`` (what ``tools/train.py`` runs). Static m
 fail before the Runner exists: its work dir (logs, config dump) is never created.
 """
 import json
+import logging
 import os
 import os.path as osp
+import re
+import shutil
 
 import pytest
 
 from kd_det.apis.preflight import DistillShapeError, PreflightError
 from kd_det.apis.runner import build_test_runner, build_train_runner
 from kd_det.utils.checkpoint import CheckpointMismatchError
+from fault_table import fault_case
 from reliability_helpers import (DCD_CONFIG, PKD_CONFIG, STUDENT_CONFIG,  # noqa: F401
                                  TEACHER_CONFIG, child_config, options, own_data,
                                  save_model_checkpoint, teacher_ckpt,
                                  tiny_data)
 
 
-def _fails_before_build(config, work_dir, opts, error=PreflightError, match=None):
-    with pytest.raises(error, match=match) as info:
-        build_train_runner(config, work_dir=str(work_dir), cfg_options=opts)
+def _fails_before_build(config, work_dir, opts, error=PreflightError, match=None, case=None):
+    """The message of ``error``; with ``case``, the failure is also that row of the fault table
+    in docs/reliability.md (nothing lost: it fails before the Runner exists)."""
+    if case is None:
+        with pytest.raises(error, match=match) as info:
+            build_train_runner(config, work_dir=str(work_dir), cfg_options=opts)
+        raised = info.value
+    else:
+        with fault_case(case, lost='nothing', raises=error) as outcome:
+            build_train_runner(config, work_dir=str(work_dir), cfg_options=opts)
+        raised = outcome.error
+        if match is not None:
+            assert re.search(match, str(raised)), (match, str(raised))
     assert not osp.exists(work_dir), 'the Runner was built before the mistake was found'
-    return str(info.value)
+    return str(raised)
 
 
 # ---- teacher checkpoint ------------------------------------------------------------------------
@@ -241,7 +255,7 @@ def test_image_folder_missing(own_data, tmp_path):
     import shutil
     shutil.rmtree(osp.join(own_data, 'train'))
     message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data))
-    assert 'none of the 16 images checked exist' in message
+    assert 'none of the 16 images listed in' in message and 'exist, e.g.' in message
     assert 'train/000000.png' in message and 'data_prefix.img' in message
 
 
@@ -275,6 +289,229 @@ def test_configured_class_name_not_in_the_annotation_file(own_data, tmp_path):
     assert 'silently shift the labels' in message
 
 
+
+def _rewrite_json(root, split, change):
+    path = osp.join(root, f'annotations/instances_{split}.json')
+    with open(path) as f:
+        coco = json.load(f)
+    change(coco)
+    with open(path, 'w') as f:
+        json.dump(coco, f)
+    return path, coco
+
+
+def _shift_category_ids(coco, by, count=None):
+    for ann in coco['annotations'][:count]:
+        ann['category_id'] += by
+
+
+def test_0_based_category_ids_are_named_with_the_fix(own_data, tmp_path):
+    # 1-based categories, 0-based annotations: mmdet shifts every label and drops class 0
+    path, coco = _rewrite_json(own_data, 'train', lambda c: _shift_category_ids(c, -1))
+    used = sorted({ann['category_id'] for ann in coco['annotations']})
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data),
+                                  case='annotations with 0-based category_id')
+    total = len(coco['annotations'])
+    unknown = sum(ann['category_id'] == 0 for ann in coco['annotations'])
+    assert message.startswith(
+        f'train_dataloader.dataset.ann_file: {unknown} of the {total} annotations of {path} have '
+        'a category_id that is not the id of one of its categories: the annotations use '
+        f'category ids ({", ".join(map(str, used))}), the categories have ids (1, 2, 3, 4, 5, '
+        '6, 7, 8). The annotation ids look 0-based (each is a category id - 1)')
+    assert "Add 1 to every annotation's category_id" in message
+
+
+@pytest.mark.parametrize('count', [None, 3])
+def test_category_ids_matching_no_category_are_named(own_data, tmp_path, count):
+    path, coco = _rewrite_json(own_data, 'train', lambda c: _shift_category_ids(c, 100, count))
+    case = 'annotations whose category_id matches no category' if count == 3 else None
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data), case=case)
+    unknown = count or len(coco['annotations'])
+    assert f'{unknown} of the {len(coco["annotations"])} annotations of {path} have a ' \
+        'category_id that is not the id of one of its categories' in message
+    assert 'the categories have ids (1, 2, 3, 4, 5, 6, 7, 8)' in message
+    assert 'look 0-based' not in message
+    assert message.endswith('mmdet drops the boxes with unknown ids without a word. Set each '
+                            "annotation's category_id to the id of its category in "
+                            '"categories" (was the file written for another category list?)')
+
+
+def test_category_ids_of_the_evaluation_file_are_checked_too(own_data, tmp_path):
+    path, _ = _rewrite_json(own_data, 'val', lambda c: _shift_category_ids(c, -1))
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data))
+    assert message.startswith('val_dataloader.dataset.ann_file: ') and path in message
+    assert 'look 0-based' in message
+
+
+def _other_category_only(coco):
+    coco['categories'].append(dict(id=9, name='cloud', supercategory='shape'))
+    for ann in coco['annotations']:
+        ann['category_id'] = 9
+
+
+@pytest.mark.parametrize('filter_empty_gt, consequence', [
+    (False, 'the model would learn background only'),
+    (True, 'filter_cfg.filter_empty_gt=True would leave no image to train on')])
+@pytest.mark.parametrize('change', [_other_category_only, lambda c: c.update(annotations=[])],
+                         ids=['other_category', 'no_annotations'])
+def test_training_set_without_boxes_of_the_classes(own_data, tmp_path, change, filter_empty_gt,
+                                                   consequence):
+    path, _ = _rewrite_json(own_data, 'train', change)
+    opts = options(own_data, **{
+        'train_dataloader.dataset.filter_cfg.filter_empty_gt': filter_empty_gt})
+    case = ('training set with no box of the configured classes'
+            if change is _other_category_only and not filter_empty_gt else None)
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', opts, case=case)
+    assert message == (
+        f"train_dataloader.dataset: {path} has no boxes of the configured classes ('red_disc', "
+        "'orange_disc', 'blue_square', 'blue_striped_square', 'green_triangle', "
+        f"'green_diamond', ... (8 in all)): {consequence}. Check that metainfo.classes names "
+        'the categories the annotations use, and that the annotation file is the one with the '
+        'boxes')
+
+
+@pytest.mark.parametrize('split, section, key, expected', [
+    ('train', 'annotations', 'area', 'add "area": width * height of the bbox'),
+    ('train', 'annotations', 'id', 'give every annotation a unique integer "id"'),
+    ('train', 'images', 'width', 'add the image size in pixels ("width" and "height")'),
+    ('val', 'annotations', 'iscrowd', 'add "iscrowd": 0'),
+])
+def test_missing_coco_keys_are_named_with_the_fix(own_data, tmp_path, split, section, key,
+                                                  expected):
+    def drop(coco):
+        for entry in coco[section]:
+            del entry[key]
+    path, coco = _rewrite_json(own_data, split, drop)
+    case = 'COCO json without area' if key == 'area' else None
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data), case=case)
+    # iscrowd: mmdet's dataset does without it, pycocotools' COCOeval does not
+    where = 'val_evaluator.ann_file' if key == 'iscrowd' else f'{split}_dataloader.dataset.ann_file'
+    count = len(coco[section])
+    assert message.startswith(f'{where}: {path} is not valid COCO (mmdet reads these from '
+                              'every entry and would stop with a bare KeyError or TypeError):')
+    assert f'\n  {section}[0] has no {key} (nor do all {count - 1} other {section}): ' \
+        f'{expected}' in message
+
+
+def test_missing_area_is_what_mmdet_stops_at(own_data):
+    from mmdet.datasets import CocoDataset
+    _rewrite_json(own_data, 'train', lambda c: [a.pop('area') for a in c['annotations']])
+    with pytest.raises(KeyError, match='area'):
+        CocoDataset(data_root=own_data, ann_file='annotations/instances_train.json',
+                    data_prefix=dict(img=''), pipeline=[])
+
+
+def _list_more_images(root, copies=32):
+    """The training json lists ``copies`` more images (copies of image 0, without boxes), so
+    that a sample of 20 would check only every other image."""
+    def add(coco):
+        first = coco['images'][0]
+        for index in range(copies):
+            name = f'train/copy_{index:02d}.png'
+            shutil.copy(osp.join(root, first['file_name']), osp.join(root, name))
+            coco['images'].append(dict(first, id=1000 + index, file_name=name))
+    return _rewrite_json(root, 'train', add)[1]['images']
+
+
+def test_every_listed_image_must_exist(own_data, tmp_path):
+    images = _list_more_images(own_data)
+    missing = osp.join(own_data, images[41]['file_name'])
+    os.remove(missing)
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data),
+                                  case='one image missing among many (not fault tolerant)')
+    assert message == (
+        'train_dataloader.dataset: 1 of the 48 images listed in '
+        f'{osp.join(own_data, "annotations/instances_train.json")} does not exist: {missing} '
+        f"(data_root='{own_data}/', data_prefix.img='' + file_name); the run would stop when "
+        'it reaches the first one. Restore them or remove them from the annotation file; or '
+        "wrap the training dataset in dict(type='FaultTolerantDataset', strict=False, "
+        'dataset=...) to skip them')
+
+
+WRAPPED = '\n'.join([
+    'train_dataloader = dict(dataset=dict(',
+    "    _delete_=True, type='FaultTolerantDataset', strict={strict},",
+    '    dataset=_base_.train_dataloader.dataset))'])
+
+
+def test_missing_images_are_only_warned_about_when_fault_tolerant(own_data, tmp_path,
+                                                                  monkeypatch):
+    from kd_det.apis import preflight
+    from kd_det.apis.runner import load_config
+    images = _list_more_images(own_data)
+    missing = [osp.join(own_data, images[i]['file_name']) for i in (3, 17, 41, 45)]
+    for path in missing:
+        os.remove(path)
+    logged, levels = [], []
+
+    def print_log(msg, **kwargs):
+        logged.append(msg)
+        levels.append(logging.getLevelName(kwargs.get('level', logging.INFO)))
+
+    monkeypatch.setattr(preflight, 'print_log', print_log)
+    opts = options(own_data, prefix='dataset.')
+    tolerant = child_config(tmp_path, STUDENT_CONFIG, WRAPPED.format(strict=False))
+    with fault_case('missing training images with FaultTolerantDataset(strict=False)',
+                    lost='the missing images (skipped, named)') as outcome:
+        preflight.check_datasets(load_config(tolerant, cfg_options=opts))
+        outcome.sees = f'{levels[0]} - {logged[0]}'
+    assert levels == ['WARNING']
+    assert logged == [
+        'train_dataloader.dataset.dataset: 4 of the 48 images listed in '
+        f'{osp.join(own_data, "annotations/instances_train.json")} do not exist: '
+        f'{", ".join(missing[:3])} (and 1 more) '
+        f"(data_root='{own_data}/', data_prefix.img='' + file_name). FaultTolerantDataset "
+        '(strict=False) skips them; restore them or remove them from the annotation file']
+    strict = child_config(tmp_path, STUDENT_CONFIG, WRAPPED.format(strict=True), 'strict.py')
+    with pytest.raises(PreflightError, match='4 of the 48 images listed in .* do not exist'):
+        preflight.check_datasets(load_config(strict, cfg_options=opts))
+
+
+def _truncate(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    return len(data) // 2
+
+
+def test_truncated_validation_image_fails_before_training(own_data, tmp_path):
+    path = osp.join(own_data, 'val/000003.png')
+    size = _truncate(path)
+    message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(own_data),
+                                  case='truncated JPEG/PNG in the validation set')
+    assert message == (
+        'val_dataloader.dataset: 1 of the 8 images listed in '
+        f'{osp.join(own_data, "annotations/instances_val.json")} is incomplete or unreadable: '
+        f'{path}: truncated PNG ({size} bytes, no IEND chunk). Evaluating them would change the '
+        "metric silently (OpenCV decodes the part of a cut image that is there); copy them "
+        'again from the source, or remove them from the annotation file')
+
+
+def test_truncated_test_image_fails_before_testing(own_data, tmp_path):
+    _truncate(osp.join(own_data, 'val/000005.png'))
+    with pytest.raises(PreflightError, match=r'test_dataloader.dataset: 1 of the 8 images .*'
+                       r'val/000005.png: truncated PNG'):
+        build_test_runner(STUDENT_CONFIG, 'unused.pth', work_dir=str(tmp_path / 'wd'),
+                          cfg_options=options(own_data))
+
+
+def test_shipped_dataset_passes_every_check_quickly():
+    import time
+
+    from conftest import REPO_ROOT
+    from kd_det.apis.preflight import check_datasets
+    from kd_det.apis.runner import load_config
+    from kd_det.apis.schedule import dataset_options
+    if not osp.isdir(osp.join(REPO_ROOT, 'data/synthetic')):
+        pytest.skip('make it with python -m kd_det.datasets.synthetic --out data/synthetic')
+    cfg = load_config(STUDENT_CONFIG, cfg_options=dataset_options(
+        osp.join(REPO_ROOT, 'data/synthetic')))
+    start = time.perf_counter()
+    check_datasets(cfg, 'train')
+    check_datasets(cfg, 'test')
+    assert time.perf_counter() - start < 5  # 800 + 200 images
+
 def test_missing_annotation_file_names_data_root(tiny_data, tmp_path):
     opts = options(tiny_data, **{'train_dataloader.dataset.ann_file': 'annotations/x.json'})
     message = _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', opts)
@@ -297,10 +534,11 @@ def test_checks_can_be_switched_off_by_name(tiny_data, tmp_path):
 def test_checkpoint_paths_that_do_not_exist(tiny_data, tmp_path):
     missing = str(tmp_path / 'epoch_3.pth')
     _fails_before_build(STUDENT_CONFIG, tmp_path / 'wd', options(tiny_data, load_from=missing),
-                        match="load_from checkpoint '.*epoch_3.pth' does not exist")
-    with pytest.raises(PreflightError, match="--resume checkpoint '.*epoch_3.pth' does not"):
+                        match=r"checkpoint '.*epoch_3.pth' \(load_from\) does not exist")
+    with pytest.raises(PreflightError, match=r"checkpoint '.*epoch_3.pth' \(--resume\) does not"):
         build_train_runner(STUDENT_CONFIG, work_dir=str(tmp_path / 'wd'),
                            cfg_options=options(tiny_data), resume=missing)
-    with pytest.raises(PreflightError, match="the checkpoint to test '.*epoch_3.pth' does not"):
+    with pytest.raises(PreflightError,
+                       match=r"checkpoint '.*epoch_3.pth' \(the checkpoint to test\) does not"):
         build_test_runner(STUDENT_CONFIG, missing, work_dir=str(tmp_path / 'wd'),
                           cfg_options=options(tiny_data))

@@ -80,10 +80,37 @@ class AtomicCheckpointHook(CheckpointHook):
                           'run', logger='current')
 
     def _save_checkpoint_with_step(self, runner, step, meta):
-        super()._save_checkpoint_with_step(runner, step, meta)
-        # mmengine writes the pointer in place and unsynced (empty after a power loss on many
-        # file systems): rewrite it atomically and durably. A kill between the two writes can
-        # leave it empty; kd_det's --resume then falls back to the newest complete checkpoint.
-        if is_main_process():
-            atomic_write_bytes(str(self.last_ckpt).encode(),
-                               osp.join(runner.work_dir, 'last_checkpoint'))
+        """mmengine's save, reordered so that a good checkpoint always exists on disk.
+
+        mmengine deletes the checkpoint that falls out of ``max_keep_ckpts`` *before* writing
+        the new one; with ``max_keep_ckpts=1`` a kill (or a refused save, e.g. NaN weights)
+        in between left no checkpoint at all. Here the new one is written first, then
+        ``last_checkpoint`` is pointed at it, and only then is the old one removed.
+        """
+        evicted = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                evicted = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(self.out_dir, ckpt_filename, self.file_client_args,
+                               save_optimizer=self.save_optimizer,
+                               save_param_scheduler=self.save_param_scheduler, meta=meta,
+                               by_epoch=self.by_epoch, backend_args=self.backend_args,
+                               **self.args)
+        if not is_main_process():
+            return
+        # written atomically and durably (mmengine writes the pointer in place, unsynced)
+        atomic_write_bytes(str(self.last_ckpt).encode(),
+                           osp.join(runner.work_dir, 'last_checkpoint'))
+        if evicted is not None and evicted != step:
+            old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(evicted))
+            if self.file_backend.isfile(old):
+                self.file_backend.remove(old)
+            elif self.file_backend.isdir(old):  # deepspeed saves directories
+                self.file_backend.rmtree(old)
