@@ -127,3 +127,28 @@ def warn_config_changes(cfg: Config, checkpoint: dict, limit: int = 8) -> Option
                   'checkpoint with load_from instead of --resume', logger='current',
                   level=logging.WARNING)
     return changes
+
+
+def explain_optimizer_mismatch(runner) -> None:
+    """Make ``runner.resume`` name the cause when the optimizer state does not fit.
+
+    With the same model but another optimizer layout (``paramwise_cfg``, another optimizer
+    type), torch raises a bare ``ValueError: loaded state dict has a different number of
+    parameter groups`` deep inside mmengine's resume.
+    """
+    resume = runner.resume
+
+    def resume_explained(filename, *args, **kwargs):
+        try:
+            return resume(filename, *args, **kwargs)
+        except ValueError as err:
+            if 'parameter group' not in str(err) and 'param_groups' not in str(err):
+                raise
+            raise CheckpointMismatchError(
+                f'--resume checkpoint {filename!r} holds an optimizer state with another '
+                f'layout than this config builds ({err}): optim_wrapper (its optimizer type or '
+                'paramwise_cfg) changed since the checkpoint was written. Resume with the '
+                'config that wrote it, or start a new run from it with load_from') from None
+
+    runner.resume = resume_explained
+

@@ -13,7 +13,8 @@ from mmengine.runner import Runner
 
 import kd_det  # noqa: F401  (applies compat shims and registers every kd_det module)
 from kd_det.apis import preflight
-from kd_det.apis.checkpoint_fit import check_checkpoint_fits_model
+from kd_det.apis.checkpoint_fit import (check_checkpoint_fits_model,
+                                        explain_optimizer_mismatch)
 from kd_det.engine.amp import enable_amp
 
 
@@ -72,6 +73,7 @@ def build_train_runner(config: str, work_dir: Optional[str] = None,
         runner = Runner.from_cfg(cfg)
     preflight.check_built_model(cfg, runner.model)
     check_checkpoint_fits_model(cfg, runner.model, mode='train')
+    explain_optimizer_mismatch(runner)
     return runner
 
 

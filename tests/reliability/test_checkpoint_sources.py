@@ -250,3 +250,16 @@ def test_resume_with_a_changed_learning_rate_warns_that_it_does_not_apply(tiny_d
     assert '--resume: the config differs from the one that wrote the checkpoint: ' \
            'optim_wrapper.optimizer.lr: ' in logs
     assert "-> 0.5" in logs and 'do not apply' in logs
+
+
+def test_resume_with_another_optimizer_layout_names_the_cause(tiny_data, tmp_path):
+    work_dir = tmp_path / 'wd'
+    opts = options(tiny_data, epochs=1)
+    build_train_runner(STUDENT_CONFIG, work_dir=str(work_dir), cfg_options=opts).train()
+    changed = dict(opts, **{'optim_wrapper.paramwise_cfg': dict(norm_decay_mult=0.0)})
+    runner = build_train_runner(STUDENT_CONFIG, work_dir=str(work_dir), cfg_options=changed,
+                                resume='auto')
+    with fault_case('--resume after changing the optimizer layout (paramwise_cfg)',
+                    lost='nothing', raises=CheckpointMismatchError) as outcome:
+        runner.train()
+    assert 'optim_wrapper (its optimizer type or paramwise_cfg) changed' in str(outcome.error)
