@@ -2,9 +2,10 @@
 
 Importing kd_det (directly or through ``custom_imports=dict(imports=['kd_det'])``) adapts
 mmrazor/mmengine to today's torch (:mod:`kd_det.compat`) and registers every kd_det module in
-mmdet's and mmrazor's registries. Nothing else happens at import.
+mmdet's, mmrazor's and mmengine's registries (the rule: :mod:`kd_det.registry`), datasets
+included. Nothing else happens at import.
 """
 from kd_det import compat  # noqa: F401  (first: mmrazor cannot be imported without it)
-from kd_det import engine, models, registry  # noqa: F401,E402  (registration)
+from kd_det import datasets, engine, models  # noqa: F401,E402  (registration)
 
 __version__ = '0.1.0'

@@ -14,9 +14,45 @@ def test_kd_det_types_are_registered_in_the_openmmlab_registries():
     assert OPTIM_WRAPPERS.get('BF16AutocastOptimWrapper') is not None
 
 
-def test_kd_det_scope_falls_back_to_mmdet_types():
-    from kd_det.registry import MODELS
-    assert MODELS.get('RetinaNet').__module__.startswith('mmdet')
+LIST_REGISTRATIONS = """
+import importlib, json, kd_det
+from kd_det.registry import KD_DET_TYPES
+registries = {'mmengine': 'mmengine.registry', 'mmdet': 'mmdet.registry',
+              'mmrazor': 'mmrazor.registry'}
+found, seen = {}, set()
+for package, module in registries.items():
+    for name, registry in vars(importlib.import_module(module)).items():
+        if type(registry).__name__ == 'Registry' and id(registry) not in seen:
+            seen.add(id(registry))  # mmdet re-exports mmengine's roots under other names
+            kd = sorted(k for k, v in registry.module_dict.items()
+                        if getattr(v, '__module__', '').startswith('kd_det'))
+            if kd:
+                found[f'{package}.{name}'] = kd
+print(json.dumps(dict(found=found, declared={k: sorted(v) for k, v in KD_DET_TYPES.items()})))
+"""
+
+
+def test_import_kd_det_registers_exactly_what_the_registry_rule_says():
+    """In a fresh process, `import kd_det` alone registers every kd_det type (datasets
+    included) where kd_det/registry.py says, and nothing it does not list."""
+    import json
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-c', LIST_REGISTRATIONS], capture_output=True,
+                          text=True, timeout=300, env=dict(__import__('os').environ,
+                                                           OMP_NUM_THREADS='1'))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result['found'] == result['declared']
+
+
+def test_configs_import_only_kd_det():
+    import glob
+    import os.path as osp
+    from conftest import REPO_ROOT
+    for path in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True):
+        text = open(path).read()
+        assert "'kd_det." not in text.split('custom_imports', 1)[-1].split(')', 1)[0], path
 
 
 def test_config_declares_custom_imports_and_inherits_stock_mmdet_bases():

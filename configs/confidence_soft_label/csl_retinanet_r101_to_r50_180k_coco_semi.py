@@ -4,7 +4,7 @@
 # images per step as in the supervised 2x schedule, for 180k steps (~ the 2x schedule's 176k).
 # Unlabeled images get the distillation losses only. Not measured here (no GPU, no COCO).
 _base_ = ['./csl_retinanet_r101_to_r50_coco.py']
-custom_imports = dict(imports=['kd_det', 'kd_det.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['kd_det'], allow_failed_imports=False)
 
 model = dict(type='SemiSupervisedDetectionDistill')
 

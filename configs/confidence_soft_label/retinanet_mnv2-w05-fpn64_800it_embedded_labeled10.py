@@ -3,7 +3,7 @@
 # every 10 %-label method trains as long). The split is PartiallyLabeledCocoDataset's
 # (labeled_fraction, split_seed), the same one the semi-supervised configs use.
 _base_ = ['../embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py']
-custom_imports = dict(imports=['kd_det', 'kd_det.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['kd_det'], allow_failed_imports=False)
 
 labeled_fraction = 0.1
 split_seed = 0
