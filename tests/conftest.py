@@ -23,7 +23,7 @@ def tiny_dataset(tmp_path_factory):
 
 def tiny_run_options(data_root: str, epochs: int = 1, batch_size: int = 4) -> dict:
     """--cfg-options for a short single-process run on ``data_root`` without worker processes."""
-    from kd_det.apis.schedule import dataset_options, schedule_options
+    from kd_det.benchmark.options import dataset_options, schedule_options
     options = dataset_options(data_root)
     options.update(schedule_options(epochs))
     options.update({

@@ -29,7 +29,7 @@ def test_config_parses_and_its_model_type_is_registered(path):
 
 @pytest.mark.parametrize('spec', sorted(glob.glob(osp.join(REPO_ROOT, 'configs/benchmark/*.py'))))
 def test_benchmark_specs_name_existing_configs(spec):
-    from kd_det.apis.benchmark import load_methods
+    from kd_det.benchmark import load_methods
     import os
     cwd = os.getcwd()
     os.chdir(REPO_ROOT)

@@ -46,6 +46,15 @@ def test_import_kd_det_registers_exactly_what_the_registry_rule_says():
     assert result['found'] == result['declared']
 
 
+def test_kd_det_scope_falls_back_to_mmdet_types():
+    """Configs loaded through kd_det:: bases carry _scope_='kd_det' (mmengine adds it)."""
+    from kd_det.registry import DATASETS, MODELS
+    assert MODELS.get('RetinaNet').__module__.startswith('mmdet')
+    assert DATASETS.get('CocoDataset').__module__.startswith('mmdet')
+    assert Config.fromfile(DCD_CONFIG).train_dataloader.dataset.get('_scope_') in (None,
+                                                                                     'kd_det')
+
+
 def test_configs_import_only_kd_det():
     import glob
     import os.path as osp

@@ -20,7 +20,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import kd_det  # noqa: F401
-    from kd_det.apis.sparsity import plot_scale_histograms
+    from kd_det.pruning.sparsity_report import plot_scale_histograms
     summary = plot_scale_histograms(args.config, args.checkpoints, args.out, args.families,
                                     args.threshold)
     for label, fractions in summary.items():

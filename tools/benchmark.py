@@ -45,8 +45,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import kd_det  # noqa: F401
-    from kd_det.apis.benchmark import Benchmark, markdown_table
-    from kd_det.apis.schedule import dataset_options, schedule_options
+    from kd_det.benchmark import Benchmark, markdown_table
+    from kd_det.benchmark.options import dataset_options, schedule_options
     options = dict(args.cfg_options or {})
     if args.data_root:
         options.update(dataset_options(args.data_root))
@@ -57,13 +57,13 @@ def main(argv=None):
         for method in bench.methods:
             method.cfg_options.update(schedule_options(args.epochs))
     if args.deploy_only:
-        from kd_det.apis.deployment import deployment_table
-        from kd_det.apis.prune_chain import measure_untrained
+        from kd_det.benchmark.measurements import measure_untrained
+        from kd_det.deploy.latency import deployment_table
         print(deployment_table(measure_untrained(bench, args.latency_repeats)))
         return
     bench.run(args.jobs)
-    if spec.get('prune'):  # prune + fine-tune a trained method (see kd_det.apis.prune_chain)
-        from kd_det.apis.prune_chain import run_prune_chain
+    if spec.get('prune'):  # prune + fine-tune a trained method (see kd_det.pruning.prune_chain)
+        from kd_det.pruning.prune_chain import run_prune_chain
         run_prune_chain(bench, **spec.prune)
     measurements = None if args.skip_measure else bench.measure(
         args.latency_repeats, remeasure=args.remeasure)

@@ -55,11 +55,11 @@ def main(argv=None):
     from mmengine.config import Config
 
     import kd_det  # noqa: F401
-    from kd_det.apis.benchmark import Benchmark
-    from kd_det.apis.measure import build_student
-    from kd_det.apis.complexity import params_and_flops
-    from kd_det.apis.schedule import dataset_options, schedule_options
+    from kd_det.apis.student import build_student
+    from kd_det.benchmark import Benchmark
+    from kd_det.benchmark.options import dataset_options, schedule_options
     from kd_det.datasets.synthetic import generate_dataset
+    from kd_det.deploy.complexity import params_and_flops
 
     data_root = args.data_root
     if not osp.isfile(osp.join(data_root, 'annotations', 'instances_val.json')):

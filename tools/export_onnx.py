@@ -27,8 +27,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import kd_det  # noqa: F401
-    from kd_det.apis.export import export_onnx, onnx_parity
-    from kd_det.apis.measure import build_student
+    from kd_det.apis.student import build_student
+    from kd_det.deploy.export import export_onnx, onnx_parity
     model = build_student(args.config, args.checkpoint, args.cfg_options)
     shape = (3, *args.shape)
     names = export_onnx(model, args.out, shape, args.opset)

@@ -6,7 +6,7 @@
         --finetune-config configs/sparse_bifpn/retinanet_mnv2-sparsebifpn64_pruned_finetune.py
 
 writes ``pruned.py`` (``load_from`` = the pruned weights; fine-tune with tools/train.py or
-inherit it), ``pruned.pth`` and ``prune_report.json``. See kd_det/apis/prune.py.
+inherit it), ``pruned.pth`` and ``prune_report.json``. See kd_det/pruning/prune.py.
 """
 import argparse
 import os.path as osp
@@ -47,7 +47,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import kd_det  # noqa: F401
-    from kd_det.apis.prune import prune_checkpoint
+    from kd_det.pruning.prune import prune_checkpoint
     out_dir = args.out_dir or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0] + '_pruned')
     report = prune_checkpoint(args.config, args.checkpoint, out_dir, args.ratio, args.threshold,

@@ -1,7 +1,7 @@
 # `python tools/benchmark.py configs/benchmark/sparse_bifpn.py`: necks on the embedded student
 # (same MobileNetV2-0.5 backbone, RetinaNet head, data and 8-epoch schedule), 3 seeds; then the
 # sparsity-trained SparseBiFPN student pruned at two ratios and fine-tuned, next to the same
-# fine-tune without pruning (`prune`, run by kd_det.apis.prune_chain). The FPN baseline fills the 'teacher' slot: it is trained for every
+# fine-tune without pruning (`prune`, run by kd_det.pruning.prune_chain). The FPN baseline fills the 'teacher' slot: it is trained for every
 # seed like the others and nothing distils from it. `--deploy-only` prints params, FLOPs and
 # PyTorch/onnxruntime latency of every network without training.
 work_root = 'work_dirs/benchmark/sparse_bifpn'

@@ -2,16 +2,18 @@
 
 A distillation run saves the whole algorithm (``architecture.*`` = student, ``teacher.*``,
 ``distiller.*`` connectors). Stock mmdet tools (``tools/test.py``, ``DetInferencer``) need only
-the student with its own keys and its own config; this module writes both.
+the student with its own keys and its own config; this module writes both, and builds the
+student detector of a (distillation) config for export, pruning and measurement.
 """
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.config import Config
 
+from kd_det.apis.runner import load_config
 from kd_det.models.utils.model_config import resolve_model_cfg
 from kd_det.utils.checkpoint import (CheckpointMismatchError, load_checkpoint_file,
                                      mismatch_message, state_dict_mismatch, state_dict_of)
@@ -48,6 +50,24 @@ def student_config(cfg: Config) -> Config:
     plain.model.pop('_scope_', None)
     plain.default_scope = 'mmdet'
     return plain
+
+
+def build_student(config: str, checkpoint: Optional[str] = None,
+                  cfg_options: Optional[Dict] = None) -> torch.nn.Module:
+    """The (student) detector of ``config``, with ``checkpoint``'s weights if given."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    cfg = student_config(load_config(config, cfg_options=_without_teacher(cfg_options)))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        state = student_state_dict(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')))
+        model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _without_teacher(cfg_options: Optional[Dict]) -> Dict:
+    return {k: v for k, v in (cfg_options or {}).items() if not k.startswith('model.teacher')}
 
 
 def check_student_weights(plain_cfg: Config, state: Dict[str, torch.Tensor],

@@ -1,9 +1,8 @@
 from .amp import BF16AutocastOptimWrapper
-from .hooks import (AtomicCheckpointHook, DataFaultHook, NanGuardHook, NonFiniteLossError,
-                    SparsityHook)
+from .hooks import AtomicCheckpointHook, DataFaultHook, NanGuardHook, NonFiniteLossError
 from .loops import ResumableEpochBasedTrainLoop
 
 __all__ = [
     'BF16AutocastOptimWrapper', 'AtomicCheckpointHook', 'DataFaultHook', 'NanGuardHook',
-    'NonFiniteLossError', 'SparsityHook', 'ResumableEpochBasedTrainLoop'
+    'NonFiniteLossError', 'ResumableEpochBasedTrainLoop'
 ]

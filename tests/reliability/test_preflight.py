@@ -502,7 +502,7 @@ def test_shipped_dataset_passes_every_check_quickly():
     from conftest import REPO_ROOT
     from kd_det.apis.preflight import check_datasets
     from kd_det.apis.runner import load_config
-    from kd_det.apis.schedule import dataset_options
+    from kd_det.benchmark.options import dataset_options
     if not osp.isdir(osp.join(REPO_ROOT, 'data/synthetic')):
         pytest.skip('make it with python -m kd_det.datasets.synthetic --out data/synthetic')
     cfg = load_config(STUDENT_CONFIG, cfg_options=dataset_options(

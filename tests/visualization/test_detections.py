@@ -53,7 +53,7 @@ def test_grid_counts_the_boxes_of_every_panel(tmp_path):
 
 
 def test_predict_boxes_runs_a_saved_detector_on_image_files(tiny_dataset, tmp_path):
-    from kd_det.apis.measure import build_student
+    from kd_det.apis.student import build_student
     model = build_student(STUDENT_CONFIG)
     checkpoint = str(tmp_path / 'student.pth')
     torch.save(dict(state_dict=model.state_dict()), checkpoint)

@@ -11,7 +11,7 @@ from torch import nn
 class SlimMobileNetV2(MobileNetV2):
     """MobileNetV2 whose inverted residual blocks have the given hidden widths.
 
-    What :mod:`kd_det.apis.prune` writes for a backbone whose hidden channels were pruned
+    What :mod:`kd_det.pruning.prune` writes for a backbone whose hidden channels were pruned
     (`MobileNetV2 <https://arxiv.org/abs/1801.04381>`_ otherwise unchanged). State-dict keys are
     mmdet ``MobileNetV2``'s; stages after the last of ``out_indices`` (which mmdet's MobileNetV2
     computes and discards, e.g. the 1280-channel ``conv2`` when ``out_indices=(2, 4, 6)``) are

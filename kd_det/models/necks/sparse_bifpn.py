@@ -151,8 +151,8 @@ class SparseBiFPN(BaseModule):
     ``O = sum_i w_i * I_i / (eps + sum_j w_j)`` with ``w_i = ReLU(learned scalar)`` followed by a
     depthwise-separable 3x3 conv, a norm layer and an activation.
 
-    Built for sparsity training and pruning (:mod:`kd_det.engine.hooks.sparsity_hook`,
-    :mod:`kd_det.apis.prune`):
+    Built for sparsity training and pruning (:mod:`kd_det.pruning.sparsity_hook`,
+    :mod:`kd_det.pruning.prune`):
 
     - every tensor of ``out_channels`` width (laterals, extra levels, node outputs) ends in a
       per-channel norm layer and has no conv bias, so a channel whose norm scale and shift are

@@ -7,7 +7,7 @@ them are zero, channel ``c`` is exactly zero wherever it flows (every activation
 0 to 0, and the convs that make it have no bias besides the one listed), so the slice ``c`` of
 every ``(state-dict key, dim)`` in ``slices`` can be deleted without changing the outputs.
 Sparsity training (:class:`kd_det.engine.hooks.SparsityHook`) shrinks ``scales``; pruning
-(:mod:`kd_det.apis.prune`) ranks channels by the L2 norm of their ``scales`` slices and deletes
+(:mod:`kd_det.pruning.prune`) ranks channels by the L2 norm of their ``scales`` slices and deletes
 ``slices``.
 
 Covered (``families``):

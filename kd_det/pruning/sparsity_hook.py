@@ -1,5 +1,4 @@
 """Sparsity training: group lasso on prunable channel groups and L1 on BiFPN fusion weights."""
-import math
 from typing import Dict, List, Sequence
 
 import torch
@@ -10,22 +9,10 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
 from kd_det.models.losses.group_lasso import group_lasso, group_lasso_prox, relu_l1_prox
-from kd_det.models.utils.channel_groups import (FAMILIES, ChannelGroup, find_channel_groups,
-                                                fusion_edges)
+from kd_det.models.utils.channel_groups import FAMILIES, ChannelGroup, find_channel_groups
+from kd_det.pruning.importance import channel_rms, fusion_parameters
 
 CHECKPOINT_KEY = 'sparsity_hook'
-
-
-def channel_rms(group: ChannelGroup) -> torch.Tensor:
-    """(C, ) root-mean-square of each channel's scales: |gamma| for a single BN."""
-    rows = sum(p.numel() // group.num_channels for p in group.scales)
-    return group.channel_norms() / math.sqrt(rows)
-
-
-def fusion_parameters(detector: torch.nn.Module) -> List[torch.nn.Parameter]:
-    """The fusion weight vector of every SparseBiFPN node, once each."""
-    nodes = {id(node): node for node, _ in fusion_edges(detector).values()}
-    return [node.fusion_weight for node in nodes.values()]
 
 
 def detector_of(model: torch.nn.Module) -> torch.nn.Module:
@@ -233,4 +220,4 @@ class SparsityHook(Hook):
                       'hook?); starting its counters from zero', logger='current', level=30)
 
 
-__all__ = ['SparsityHook', 'channel_rms', 'detector_of', 'fusion_parameters']
+__all__ = ['SparsityHook', 'detector_of']

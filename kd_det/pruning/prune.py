@@ -33,13 +33,13 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from kd_det.apis.complexity import DenseForward, params_and_flops
-from kd_det.apis.measure import build_student
 from kd_det.apis.runner import load_config
-from kd_det.apis.student import student_config
-from kd_det.engine.hooks.sparsity_hook import channel_rms
+from kd_det.apis.student import build_student, student_config
+from kd_det.deploy.complexity import params_and_flops
+from kd_det.deploy.dense_forward import DenseForward
 from kd_det.models.utils.channel_groups import (FAMILIES, ChannelGroup, find_channel_groups,
                                                 fusion_edges, mobilenet_v2_blocks)
+from kd_det.pruning.importance import channel_rms
 
 
 @dataclass
@@ -281,7 +281,7 @@ def prune_checkpoint(config: str, checkpoint: str, out_dir: str, ratio: Optional
         max_output_change=max_output_change(detector, pruned, input_shape),
         config=out_cfg, checkpoint=out_ckpt)
     if latency:
-        from kd_det.apis.deployment import compare_deployment
+        from kd_det.deploy.latency import compare_deployment
         timed = compare_deployment(dict(before=detector, after=pruned), out_dir, input_shape)
         for key in ('latency_torch_ms', 'latency_ort_ms'):
             report[f'{key}_before'] = timed['before'][key]
@@ -296,7 +296,7 @@ def prune_checkpoint(config: str, checkpoint: str, out_dir: str, ratio: Optional
     with open(out_cfg) as f:
         body = f.read()
     with open(out_cfg, 'w') as f:
-        f.write(f'# Pruned by kd_det.apis.prune from\n#   {config}\n#   {checkpoint}\n'
+        f.write(f'# Pruned by kd_det.pruning.prune from\n#   {config}\n#   {checkpoint}\n'
                 f'# {_summary(report)}.\n# Fine-tune: python tools/train.py {out_cfg}\n{body}')
     tmp = out_ckpt + '.tmp'
     torch.save(dict(state_dict=pruned.state_dict(), meta=dict(pruning=_plain(report))), tmp)

@@ -1,4 +1,9 @@
-"""Measurements the benchmark reports besides accuracy: deployment cost and training step time."""
+"""What the benchmark measures besides accuracy: deployment cost and training step time.
+
+Both are measured side by side (every model in one sitting, interleaved), so load from other
+work on a shared machine hits all methods alike and the ratios between them hold.
+"""
+import os.path as osp
 import statistics
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -6,51 +11,36 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.config import Config
 
-from kd_det.apis.complexity import (onnxruntime_latency_ms, params_and_flops,
-                                    torch_latency_ms)
-from kd_det.apis.export import export_onnx, onnx_parity
 from kd_det.apis.runner import load_config
-from kd_det.apis.student import student_config, student_state_dict
-from kd_det.utils.checkpoint import load_checkpoint_file, state_dict_of
+from kd_det.apis.student import build_student
+from kd_det.deploy.latency import compare_deployment
 
 
-def build_student(config: str, checkpoint: Optional[str] = None,
-                  cfg_options: Optional[Dict] = None) -> torch.nn.Module:
-    """The (student) detector of ``config``, with ``checkpoint``'s weights if given."""
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    cfg = student_config(load_config(config, cfg_options=_without_teacher(cfg_options)))
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        state = student_state_dict(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')))
-        model.load_state_dict(state, strict=True)
-    return model.eval()
+def measure_deployment(students: Dict[str, Tuple[str, Optional[str], Dict]], onnx_dir: str,
+                       input_shape: Sequence[int] = (3, 160, 160),
+                       repeats: int = 50) -> Dict[str, dict]:
+    """Params, FLOPs, batch-1 PyTorch and onnxruntime latency (interleaved, one thread) and ONNX
+    parity of each student.
+
+    Args:
+        students: ``{name: (config, checkpoint or None, cfg_options)}``; each is built with
+            :func:`kd_det.apis.student.build_student` and exported to ``onnx_dir``.
+
+    Returns:
+        ``{name: dict(params, flops, latency_torch_ms, latency_ort_ms, onnx_max_abs_diff)}``
+        (see :func:`kd_det.deploy.latency.compare_deployment`).
+    """
+    models = {name: build_student(config, checkpoint, options)
+              for name, (config, checkpoint, options) in students.items()}
+    return compare_deployment(models, onnx_dir, input_shape, repeats)
 
 
-def _without_teacher(cfg_options: Optional[Dict]) -> Dict:
-    return {k: v for k, v in (cfg_options or {}).items() if not k.startswith('model.teacher')}
-
-
-def measure_deployment(config: str, checkpoint: Optional[str], onnx_path: str,
-                       input_shape: Sequence[int] = (3, 192, 192), repeats: int = 50,
-                       cfg_options: Optional[Dict] = None) -> Dict:
-    """Params, FLOPs, batch-1 latency in PyTorch and onnxruntime, and ONNX parity."""
-    model = build_student(config, checkpoint, cfg_options)
-    result = params_and_flops(model, input_shape)
-    export_onnx(model, onnx_path, input_shape)
-    parity = onnx_parity(model, onnx_path, input_shape)
-    result['onnx_max_abs_diff'] = parity['max_abs_diff']
-    # one thread each, so the two runtimes are compared on equal terms on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result['latency_torch_ms'] = torch_latency_ms(model, input_shape, repeats=repeats)
-        result['latency_ort_ms'] = onnxruntime_latency_ms(onnx_path, input_shape,
-                                                          repeats=repeats, threads=1)
-    finally:
-        torch.set_num_threads(threads)
-    return result
+def measure_untrained(bench, latency_repeats: int = 100) -> Dict[str, dict]:
+    """Params, FLOPs and PyTorch/ORT latency of every method of a :class:`Benchmark` at random
+    weights (no training): architecture cost only, measured side by side."""
+    students = {m.name: (m.config, None, bench._merged_options(m)) for m in bench.methods}
+    return measure_deployment(students, osp.join(bench.work_root, 'untrained_onnx'),
+                              bench.input_shape, latency_repeats)
 
 
 def _training_setup(config: str, cfg_options: Dict):

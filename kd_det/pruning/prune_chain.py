@@ -1,4 +1,4 @@
-"""Benchmark steps beyond "train each method": prune + fine-tune, and costs without training.
+"""The benchmark's prune chain: prune a trained method at several ratios and fine-tune it.
 
 A benchmark spec (``configs/benchmark/sparse_bifpn.py``) may add::
 
@@ -11,9 +11,10 @@ the results as methods ``'<source> pruned R% + FT'`` to the benchmark's table; p
 and latency of those rows are those of the first seed's pruned model.
 """
 import os.path as osp
-from typing import Dict, Sequence
+from typing import Sequence
 
-from kd_det.apis.benchmark import Benchmark, Method
+from kd_det.benchmark.runner import Benchmark
+from kd_det.benchmark.spec import Method
 from kd_det.models.utils.channel_groups import FAMILIES
 
 
@@ -33,7 +34,7 @@ def run_prune_chain(bench: Benchmark, source: str, ratios: Sequence[float],
 
     Finished fine-tunes (their ``result.json``) are skipped, so an interrupted chain resumes.
     """
-    from kd_det.apis.prune import prune_checkpoint
+    from kd_det.pruning.prune import prune_checkpoint
     methods = {m.name: m for m in bench.methods}
     if source not in methods:
         raise ValueError(f'prune source {source!r} is not a method of the spec '
@@ -62,14 +63,3 @@ def run_prune_chain(bench: Benchmark, source: str, ratios: Sequence[float],
             if seed == bench.seeds[0]:
                 derived.append(method)
     bench.methods += [m for m in derived if m.name not in methods]
-
-
-def measure_untrained(bench: Benchmark, latency_repeats: int = 100) -> Dict[str, dict]:
-    """Params, FLOPs and PyTorch/ORT latency of every method's network at random weights (no
-    training): architecture cost only, measured side by side (see kd_det.apis.deployment)."""
-    from kd_det.apis.deployment import compare_deployment
-    from kd_det.apis.measure import build_student
-    models = {m.name: build_student(m.config, None, bench._merged_options(m))
-              for m in bench.methods}
-    return compare_deployment(models, osp.join(bench.work_root, 'untrained_onnx'),
-                              bench.input_shape, latency_repeats)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kd_det.apis.complexity import DenseForward
+from kd_det.deploy.dense_forward import DenseForward
 
 
 def export_onnx(detector: nn.Module, out_path: str, input_shape: Sequence[int] = (3, 192, 192),
@@ -18,7 +18,7 @@ def export_onnx(detector: nn.Module, out_path: str, input_shape: Sequence[int] =
 
     The input is ``images`` (N, 3, H, W) with a dynamic batch axis; outputs are the head outputs
     flattened level by level (``output_0``, ``output_1``, ...), the order of
-    :class:`kd_det.apis.complexity.DenseForward`.
+    :class:`kd_det.deploy.dense_forward.DenseForward`.
     """
     network = DenseForward(detector).eval()
     dummy = torch.randn(1, *input_shape)

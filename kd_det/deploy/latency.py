@@ -1,8 +1,10 @@
 """Side-by-side deployment cost of several detectors: params, FLOPs, PyTorch and ORT latency.
 
-Latencies are measured interleaved run by run (model A, model B, model A, ...; batch 1, one
-thread), and each model's median is reported, so load from other work on a shared machine hits
-all models alike and the ratios between them stay meaningful when absolute numbers drift.
+This is kd_det's one latency path (the benchmark, the prune chain and ``tools/prune.py
+--latency`` all time through :func:`compare_deployment`). Latencies are measured interleaved run
+by run (model A, model B, model A, ...; batch 1, one thread), and each model's median is
+reported, so load from other work on a shared machine hits all models alike and the ratios
+between them stay meaningful when absolute numbers drift. One model alone is timed the same way.
 """
 import os
 import os.path as osp
@@ -14,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from kd_det.apis.complexity import DenseForward, params_and_flops
-from kd_det.apis.export import export_onnx, onnx_parity
+from kd_det.deploy.complexity import params_and_flops
+from kd_det.deploy.dense_forward import DenseForward
+from kd_det.deploy.export import export_onnx, onnx_parity
 
 
 def interleaved_medians_ms(runs: Dict[str, Callable[[], object]], warmup: int = 10,

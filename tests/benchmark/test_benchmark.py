@@ -9,8 +9,8 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from kd_det.apis.benchmark import (RUN_LOCK, Benchmark, BenchmarkSpecError, RunInProgress,
-                                  claim_run_dir, markdown_table, paired_by_seed)
+from kd_det.benchmark import (RUN_LOCK, Benchmark, BenchmarkSpecError, RunInProgress,
+                              claim_run_dir, markdown_table, paired_by_seed)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RELIABILITY_TESTS = osp.join(REPO_ROOT, 'tests', 'reliability')
@@ -159,6 +159,46 @@ def test_reports_are_written_and_finished_runs_are_not_rerun(tmp_path, monkeypat
     assert osp.isfile(bench.write_reports(rows)['plot'])
 
 
+def test_the_teacher_trains_alone_first_then_the_rest_in_parallel(tmp_path, monkeypatch):
+    import threading
+    import time
+    bench = Benchmark(make_spec(str(tmp_path)))
+    events, running, lock = [], [], threading.Lock()
+
+    def fake_train(method, seed):
+        with lock:
+            events.append(('start', method.name, seed))
+            running.append(method.name)
+        time.sleep(0.05)
+        write_result(bench, method.name, seed, 25.0)
+        with lock:
+            running.remove(method.name)
+            events.append(('end', method.name, seed, len(running)))
+        return bench.result_of(method, seed)
+
+    monkeypatch.setattr(bench, 'train_one', fake_train)
+    bench.run(jobs=2)
+    assert events[:2] == [('start', 'teacher', 0), ('end', 'teacher', 0, 0)]
+    assert sorted(e[1:3] for e in events if e[0] == 'start') == [
+        ('distilled', 0), ('distilled', 1), ('student', 0), ('student', 1), ('teacher', 0)]
+    assert any(e[0] == 'end' and e[3] > 0 for e in events[2:])  # two at a time after it
+
+
+def test_a_failed_teacher_stops_the_benchmark(tmp_path, monkeypatch, capsys):
+    bench = Benchmark(make_spec(str(tmp_path)))
+    trained = []
+
+    def failing_teacher(method, seed):
+        trained.append(method.name)
+        raise RuntimeError('training teacher (seed 0) failed with exit code 1')
+
+    monkeypatch.setattr(bench, 'train_one', failing_teacher)
+    with pytest.raises(RuntimeError, match='1 run\\(s\\) failed; first: training teacher'):
+        bench.run(jobs=2)
+    assert trained == ['teacher']
+    assert 'teacher seed 0: FAILED' in capsys.readouterr().out
+
+
 def test_a_failed_run_does_not_stop_independent_runs(tmp_path, monkeypatch, capsys):
     bench = Benchmark(make_spec(str(tmp_path)))
     write_result(bench, 'teacher', 0, 40.0)
@@ -176,23 +216,6 @@ def test_a_failed_run_does_not_stop_independent_runs(tmp_path, monkeypatch, caps
         bench.run(jobs=1)
     assert len(trained) == 3
     assert 'student seed 0: FAILED' in capsys.readouterr().out
-
-
-def test_deployment_table_reports_ratios_against_the_first_model():
-    from kd_det.apis.deployment import deployment_table
-    common = dict(onnx_max_abs_diff=1e-7)
-    results = {
-        'FPN': dict(params=1_000_000, flops=200_000_000, neck_flops=40_000_000,
-                    latency_torch_ms=20.0, latency_ort_ms=10.0, **common),
-        'BiFPN': dict(params=800_000, flops=150_000_000, neck_flops=10_000_000,
-                      latency_torch_ms=30.0, latency_ort_ms=5.0, **common),
-        'no parts': dict(params=500_000, flops=100_000_000, latency_torch_ms=10.0,
-                         latency_ort_ms=10.0, **common)}
-    lines = deployment_table(results).splitlines()
-    assert lines[0].startswith('| model | params (M) | FLOPs (G) | neck FLOPs (M) |')
-    assert lines[3] == ('| BiFPN | 0.800 | 0.150 | 10.0 | 30.00 | 5.00 | 0.75 | 0.25 | 1.50 | '
-                        '0.50 | 1.0e-07 |')
-    assert lines[4].startswith('| no parts | 0.500 | 0.100 | - | 10.00 | 10.00 | 0.50 | - |')
 
 
 def test_an_only_run_trains_its_methods_and_reports_every_method_with_results(tmp_path,
@@ -251,18 +274,18 @@ def test_a_moved_run_directory_still_finds_its_checkpoint(tmp_path):
 
 
 def test_a_newly_trained_method_remeasures_every_method_side_by_side(tmp_path, monkeypatch):
-    import kd_det.apis.measure as measure
+    import kd_det.benchmark.measurements as measurements
     measured = []
 
-    def fake_deployment(config, checkpoint, onnx_path, *args):
-        measured.append(osp.basename(osp.dirname(osp.dirname(onnx_path))))
-        return dict(latency_ms=float(len(measured)))
+    def fake_deployment(students, onnx_dir, *args):
+        measured.extend(students)  # one sitting: every student of the call side by side
+        return {name: dict(latency_ms=float(len(measured))) for name in students}
 
     def fake_step_times(methods, teacher_config, repeats):
         return {name: 0.1 for name, _, _ in methods}
 
-    monkeypatch.setattr(measure, 'measure_deployment', fake_deployment)
-    monkeypatch.setattr(measure, 'measure_step_times', fake_step_times)
+    monkeypatch.setattr(measurements, 'measure_deployment', fake_deployment)
+    monkeypatch.setattr(measurements, 'measure_step_times', fake_step_times)
     bench = Benchmark(make_spec(str(tmp_path)))
     write_result(bench, 'teacher', 0, 40.0)
     write_result(bench, 'student', 0, 20.0)
@@ -273,7 +296,7 @@ def test_a_newly_trained_method_remeasures_every_method_side_by_side(tmp_path, m
     write_result(bench, 'distilled', 0, 30.0)
     cache = bench.measure()  # a new method: all three again, in one sitting
     assert measured[2:] == ['teacher', 'student', 'distilled']
-    assert cache['teacher']['latency_ms'] == 3.0
+    assert cache['teacher']['latency_ms'] == 5.0
     assert set(cache['step_time']) == {'student', 'distilled'}
     bench.measure(remeasure=True)
     assert len(measured) == 8
@@ -307,7 +330,7 @@ def test_a_run_finished_by_another_process_after_planning_is_not_trained_again(
     bench = Benchmark(make_spec(str(tmp_path), seeds=[0]))
     write_result(bench, 'teacher', 0, 40.0)
     write_result(bench, 'student', 0, 20.0)
-    import kd_det.apis.benchmark as benchmark_module
+    import kd_det.benchmark.runner as benchmark_module
 
     def another_process_finishes_it_first(cmd, **kwargs):
         raise AssertionError(f'trained a finished run again: {cmd}')
@@ -477,7 +500,7 @@ def test_the_benchmark_tool_reports_a_method_without_config_before_training(tmp_
                                                                             monkeypatch):
     import importlib.util
 
-    import kd_det.apis.benchmark as benchmark_module
+    import kd_det.benchmark.runner as benchmark_module
 
     def no_training(*args, **kwargs):
         raise AssertionError('the benchmark started training a bad spec')

@@ -7,12 +7,12 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO_ROOT
-from kd_det.apis.complexity import params_and_flops
-from kd_det.apis.export import export_onnx, onnx_parity
-from kd_det.apis.measure import build_student
-from kd_det.apis.prune import (max_output_change, plan_pruning, prune_checkpoint,
-                               prune_detector)
+from kd_det.apis.student import build_student
+from kd_det.deploy.complexity import params_and_flops
+from kd_det.deploy.export import export_onnx, onnx_parity
 from kd_det.models.utils.channel_groups import find_channel_groups
+from kd_det.pruning.prune import (max_output_change, plan_pruning, prune_checkpoint,
+                                  prune_detector)
 
 STUDENT = osp.join(REPO_ROOT,
                    'configs/sparse_bifpn/retinanet_mnv2-w05-sparsebifpn64_8e_embedded.py')
@@ -139,7 +139,7 @@ def test_neck_pruning_is_exact_for_a_groupnorm_fcos_head():
 
 
 def test_scale_histogram_reports_the_zeroed_fraction(sparse_checkpoint, tmp_path):
-    from kd_det.apis.sparsity import plot_scale_histograms
+    from kd_det.pruning.sparsity_report import plot_scale_histograms
     _, ckpt, _ = sparse_checkpoint
     out = str(tmp_path / 'hist.png')
     summary = plot_scale_histograms(STUDENT, [ckpt], out, labels=['sparse'])
@@ -166,8 +166,8 @@ def test_distillation_checkpoint_prunes_to_a_plain_student(sparse_checkpoint, tm
 def test_benchmark_prune_chain_prunes_each_seed_and_adds_rows(sparse_checkpoint, tmp_path,
                                                               monkeypatch):
     import json
-    from kd_det.apis.benchmark import Benchmark
-    from kd_det.apis.prune_chain import run_prune_chain
+    from kd_det.benchmark import Benchmark
+    from kd_det.pruning.prune_chain import run_prune_chain
     _, ckpt, _ = sparse_checkpoint
     monkeypatch.chdir(REPO_ROOT)
     spec = Config.fromfile(osp.join(REPO_ROOT, 'configs/benchmark/sparse_bifpn.py'))

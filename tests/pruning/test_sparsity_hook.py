@@ -8,9 +8,9 @@ import torch
 from mmengine.logging import MessageHub
 
 from conftest import REPO_ROOT, tiny_run_options
-from kd_det.engine.hooks import SparsityHook
-from kd_det.engine.hooks.sparsity_hook import channel_rms
 from kd_det.models.losses.group_lasso import group_lasso, group_lasso_prox, relu_l1_prox
+from kd_det.pruning import SparsityHook
+from kd_det.pruning.importance import channel_rms
 
 SPARSE_CONFIG = osp.join(
     REPO_ROOT, 'configs/sparse_bifpn/retinanet_mnv2-w05-sparsebifpn64_8e_embedded_sparse.py')

@@ -4,9 +4,9 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from kd_det.apis.measure import build_student
-from kd_det.engine.hooks.sparsity_hook import channel_rms, fusion_parameters
+from kd_det.apis.student import build_student
 from kd_det.models.utils.channel_groups import FAMILIES, find_channel_groups
+from kd_det.pruning.importance import channel_rms, fusion_parameters
 
 
 def scale_statistics(detector: torch.nn.Module,

@@ -1,4 +1,4 @@
-"""Config overrides shared by the demo and the benchmark CLIs."""
+"""Config overrides shared by the demo and the benchmark CLIs (schedule length, dataset root)."""
 from typing import Dict
 
 
