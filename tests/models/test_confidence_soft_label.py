@@ -12,9 +12,9 @@ from kd_det.models.losses.soft_label import (confidence_temperature, soft_focal_
                                              soft_label_loss)
 from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
 from kd_det.models.utils.confidence import (class_margin, location_confidence,
-                                            prediction_discrepancy, quality_branch_index,
-                                            teacher_reliability)
+                                            prediction_discrepancy, teacher_reliability)
 from kd_det.models.utils.dense_boxes import box_prediction_kind, decode_dense_boxes
+from kd_det.models.utils.head_outputs import quality_branch_index
 from kd_det.models.utils.gates import dense_class_probs
 from kd_det.models.utils.hard_samples import (balance_weights, geometric_balance_weights,
                                               hard_sample_scores, hard_sample_weights,
@@ -148,7 +148,7 @@ def _head_outputs(kind):
 @pytest.mark.parametrize('kind', HEAD_KINDS)
 def test_confidence_maps_for_each_head_kind(kind):
     head, outs = _head_outputs(kind)
-    index = quality_branch_index(head)
+    index = quality_branch_index(head, outs)
     assert index == (2 if kind in ('fcos', 'atss') else None)
     for level, cls_logits in enumerate(outs[0]):
         probs = dense_class_probs(cls_logits, head.cls_out_channels, True)

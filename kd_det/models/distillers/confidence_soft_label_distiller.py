@@ -17,10 +17,10 @@ from kd_det.models.utils.arg_checks import (DistillConfigError, check_bool, chec
                                             check_number, check_weight, describe, did_you_mean,
                                             distiller_key)
 from kd_det.models.utils.confidence import (location_confidence, prediction_discrepancy,
-                                            quality_branch_index, teacher_reliability)
-from kd_det.models.utils.dense_boxes import (box_distributions, box_prediction_kind,
-                                             decode_dense_boxes)
+                                            teacher_reliability)
+from kd_det.models.utils.dense_boxes import box_distributions, decode_dense_boxes
 from kd_det.models.utils.gates import dense_class_probs
+from kd_det.models.utils.head_outputs import dense_predictions
 from kd_det.models.utils.hard_samples import (balance_weights, geometric_balance_weights,
                                               hard_sample_scores, weight_statistics)
 from kd_det.models.utils.region_selection import (REGION_MODES, REGION_UNITS,
@@ -37,8 +37,9 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
     """Soft labels, confident regions and hard-sample weights from the teacher's confidence.
 
     Per anchor the teacher's **confidence** is its highest class probability, combined with its
-    localisation-quality branch where the head has one (FCOS/ATSS centerness:
-    ``p^(1-a) * q^a``; GFL's score already is IoU-aware). Three terms follow, none of which
+    localisation-quality branch where the head has one (FCOS/ATSS/AutoAssign centerness, PAA/
+    DDOD IoU, YOLOX objectness: ``p^(1-a) * q^a``; the scores of GFL, RTMDet, VFNet and TOOD
+    already are IoU-aware, RetinaNet has none). Three terms follow, none of which
     reads the ground truth, so they work on unlabeled images:
 
     - **soft-label classification** on every anchor: the student's classifier is trained toward
@@ -53,7 +54,8 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
       teacher decode with their own heads (delta coders: RetinaNet/ATSS; distance coders:
       FCOS), or the KL between the box distributions of GFL-type heads (LD), weighted by the
       region weights;
-    - **feature imitation** on every FPN level. ``feat_loss='conf_spatial_kl'``: the
+    - **feature imitation** on every FPN level both necks have (levels are matched by stride,
+      see :class:`DenseDetectionDistiller`). ``feat_loss='conf_spatial_kl'``: the
       channel-wise spatial distribution KL of CWD (Shu et al., ICCV 2021;
       :func:`channel_spatial_kl`) on the whole map, with the bias
       ``feat_conf_bias * log1p(cell confidence)`` added to student and teacher alike (a fully
@@ -98,8 +100,9 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         temperature (float): ``T`` of the soft labels (and of the box-distribution KL).
             Defaults to 1.0.
         focal_gamma (float): focusing exponent of the soft BCE. Defaults to 2.0.
-        quality_branch (str | int | None): ``'auto'`` uses FCOS/ATSS centerness, an int picks
-            that head output as quality logits, None ignores any quality branch.
+        quality_branch (str | int | None): ``'auto'`` uses the teacher head's quality output
+            where it has one (:class:`~kd_det.models.utils.head_outputs.HeadOutputs`), an int
+            picks that head output as quality logits, None ignores any quality branch.
             Defaults to ``'auto'``.
         quality_power (float): ``a`` in ``p^(1-a) * q^a``, in [0, 1]. Defaults to 0.5.
         region_unit (str): ``'anchor'`` (each anchor by its own confidence) or ``'cell'``
@@ -234,30 +237,33 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         self._heads['teacher'] = self._dense_head(model, 'teacher')
 
     def _dense_head(self, model, role: str):
-        spec = self._head_specs.get(role)
-        if spec is None:
+        info = self.head_outputs(role)
+        if info is None:
             raise ValueError(f'{type(self).__name__} needs a dense head on the {role} '
                              f'({type(model).__name__} has none found with head_source='
                              f'{self.head_source!r}): the teacher confidence comes from it')
-        return getattr(model, spec[2])
+        return getattr(model, info.head_name)
 
     def _quality_index(self) -> Optional[int]:
+        """The teacher output read as quality logits: its quality branch for ``'auto'`` (None
+        for heads without one, e.g. RTMDet, GFL, RetinaNet), else ``quality_branch``."""
         if self.quality_branch == 'auto':
-            return quality_branch_index(self._heads['teacher'])
+            return self.head_outputs('teacher').quality_index
         return self.quality_branch
 
     def _box_mode(self) -> str:
         if self.box_loss != 'auto':
             return self.box_loss
-        kinds = {box_prediction_kind(self._heads[role]) for role in ('student', 'teacher')}
+        infos = [self.head_outputs(role) for role in ('student', 'teacher')]
+        kinds = {info.box_encoding for info in infos}
         if kinds == {'distribution'} and len(
                 {self._heads[role].reg_max for role in ('student', 'teacher')}) == 1:
             return 'distribution_kl'
         if None in kinds:
-            names = [type(self._heads[role]).__name__ for role in ('student', 'teacher')]
+            names = [info.head_type for info in infos if info.box_encoding is None]
             raise ValueError(f'box distillation cannot decode the boxes of {names} (kd_det '
-                             'decodes RetinaNet/ATSS/RPN, FCOS and GFL heads); set the '
-                             "distiller's box_loss='none'")
+                             'decodes delta, distance, distribution, TOOD and YOLOX box '
+                             "outputs); set the distiller's box_loss='none'")
         return 'giou'
 
     # ---- per-location analysis ------------------------------------------------------------------
@@ -272,21 +278,24 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         (N, C, attached; ``'conf_spatial_kl'``), ``box_distance`` (N, A, H, W, attached, or
         None), and flat (N, M) ``region_mask`` / ``region_weight`` over all levels' anchors.
         """
-        cls_out_channels, use_sigmoid, _ = self.head_spec
-        student_feats = self.record('feats', from_student=True)
-        teacher_feats = self.record('feats', from_student=False)
-        student_head = self.record('head', from_student=True)
-        teacher_head = self.record('head', from_student=False)
+        info = self.head_outputs('student')
+        cls_out_channels, use_sigmoid = info.cls_out_channels, info.use_sigmoid
+        student_feats = self.matched_feats(from_student=True)
+        teacher_feats = self.matched_feats(from_student=False)
         quality_index = self._quality_index()
-        if quality_index is not None and quality_index >= len(teacher_head):
+        num_outputs = len(self.record('head', from_student=False))
+        if quality_index is not None and quality_index >= num_outputs:
             raise DistillConfigError(
                 f"{distiller_key('quality_branch')}={quality_index}, but the teacher's "
-                f'{type(self._heads["teacher"]).__name__} has {len(teacher_head)} outputs '
+                f'{type(self._heads["teacher"]).__name__} has {num_outputs} outputs '
                 f"(0: class logits, 1: boxes). Fix: set {distiller_key('quality_branch')} to the "
                 "index of its quality output, 'auto' or None")
+        student_head = self.matched_predictions(from_student=True)
+        teacher_head = self.matched_predictions(from_student=False, quality_index=quality_index)
 
         confidences, cell_confidences, cls_losses, reliabilities, discrepancies = [], [], [], [], []
-        for level, (s_logits, t_logits) in enumerate(zip(student_head[0], teacher_head[0])):
+        for level, (s_logits, t_logits) in enumerate(zip(student_head.cls_logits,
+                                                         teacher_head.cls_logits)):
             t_logits = t_logits.detach()
             s_logits = resize_to(s_logits, t_logits)
             if s_logits.shape[1] != t_logits.shape[1]:
@@ -297,8 +306,8 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
             with torch.no_grad():
                 t_probs = dense_class_probs(t_logits, cls_out_channels, use_sigmoid)
                 s_probs = dense_class_probs(s_logits.detach(), cls_out_channels, use_sigmoid)
-                quality = None if quality_index is None else \
-                    teacher_head[quality_index][level].detach()
+                quality = None if teacher_head.quality_logits is None else \
+                    teacher_head.quality_logits[level].detach()
                 confidence = location_confidence(t_probs, use_sigmoid, quality,
                                                  self.quality_power)
                 reliabilities.append(teacher_reliability(t_probs, confidence, use_sigmoid))
@@ -337,7 +346,8 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         maps = dict(confidence=confidences, cell_confidence=cell_confidences, region=regions,
                     unit_confidence=unit_confidence, unit_region=unit_region,
                     cls_loss=cls_losses,
-                    box_distance=self._box_distances(student_head[1], teacher_head[1]),
+                    box_distance=self._box_distances(student_head.bbox_preds,
+                                                     teacher_head.bbox_preds),
                     region_mask=region_mask, region_weight=region_weight)
         aligned = []
         for level, (s_feat, t_feat) in enumerate(zip(student_feats, teacher_feats)):
@@ -389,9 +399,12 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
                 distances.append(kl.sum(dim=-1))
             return distances
         with torch.no_grad():
-            t_decoded = decode_dense_boxes(self._heads['teacher'],
-                                           [p.detach() for p in teacher_boxes])
-        s_decoded = decode_dense_boxes(self._heads['student'], student_boxes)
+            t_decoded = self._best_prior_boxes(decode_dense_boxes(
+                self._heads['teacher'], [p.detach() for p in teacher_boxes],
+                self.matched_levels(from_student=False)), from_student=False)
+        s_decoded = self._best_prior_boxes(decode_dense_boxes(
+            self._heads['student'], student_boxes, self.matched_levels(from_student=True)),
+            from_student=True)
         distances = []
         for s_box, t_box in zip(s_decoded, t_decoded):
             n, a, _, h, w = t_box.shape
@@ -402,6 +415,22 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
             distances.append(giou_distance(s_box.permute(0, 1, 3, 4, 2),
                                            t_box.permute(0, 1, 3, 4, 2)))
         return distances
+
+    def _best_prior_boxes(self, boxes: List[Tensor], from_student: bool) -> List[Tensor]:
+        """Per level (N, A, 4, H, W) boxes, reduced to (N, 1, 4, H, W) at each location's most
+        confident prior when the two heads have a different number of priors per location."""
+        info = self.head_outputs('student' if from_student else 'teacher')
+        if not self.per_location or info.num_priors == 1:
+            return boxes
+        raw = dense_predictions(info, self.record('head', from_student),
+                                self.matched_levels(from_student))
+        reduced = []
+        for level_boxes, logits in zip(boxes, raw.cls_logits):
+            n, _, h, w = logits.shape
+            score = logits.detach().view(n, info.num_priors, -1, h, w).amax(dim=2)
+            best = score.argmax(dim=1)[:, None, None].expand(n, 1, 4, h, w)  # (N, 1, 4, H, W)
+            reduced.append(level_boxes.gather(1, best))
+        return reduced
 
     # ---- losses ---------------------------------------------------------------------------------
     def compute_distill_losses(self) -> Dict[str, Tensor]:
@@ -498,8 +527,9 @@ def _check_quality_branch(value) -> None:
     key = distiller_key('quality_branch')
     close = did_you_mean(value, ['auto']) if isinstance(value, str) else None
     fix = f"set {key}='auto'" if close else \
-        f"set {key}='auto' (FCOS/ATSS centerness), None (no quality branch) or the index of " \
-        "the teacher head's output that holds quality logits (2 for FCOS: cls, bbox, centerness)"
+        f"set {key}='auto' (the head's quality output, if any), None (no quality branch) or " \
+        "the index of the teacher head's output that holds quality logits (2 for FCOS: cls, " \
+        "bbox, centerness)"
     raise DistillConfigError(f"{key} must be 'auto', None or an int >= 0, got "
                              f'{describe(value)}. Fix: {fix}')
 

@@ -11,7 +11,7 @@ from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
 from kd_det.models.utils.align import resize_to
 from kd_det.models.utils.arg_checks import (DistillConfigError, check_bool, check_choice,
                                             check_number, check_weight, distiller_key)
-from kd_det.models.utils.dense_boxes import box_prediction_kind, decode_dense_boxes
+from kd_det.models.utils.dense_boxes import decode_dense_boxes
 from kd_det.models.utils.gates import (background_score, dense_class_probs, gt_class_score,
                                        object_max_score, spread_object_values,
                                        teacher_better_gate)
@@ -167,9 +167,9 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         self._remember_head(model, 'teacher')
 
     def _remember_head(self, model, role: str) -> None:
-        spec = self._head_specs.get(role)
-        if spec is not None:
-            self._heads[role] = getattr(model, spec[2])
+        info = self.head_outputs(role)
+        if info is not None:
+            self._heads[role] = getattr(model, info.head_name)
 
     # ---- the recorded step ----------------------------------------------------------------------
     def _step(self) -> dict:
@@ -180,8 +180,8 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         ``teacher_logits`` (per level (N, A*K, H, W), or None without a dense head),
         ``boxes`` / ``labels`` (per image), ``input_hw``.
         """
-        student_feats = self.record('feats', from_student=True)
-        teacher_feats = [t.detach() for t in self.record('feats', from_student=False)]
+        student_feats = self.matched_feats(from_student=True)
+        teacher_feats = [t.detach() for t in self.matched_feats(from_student=False)]
         student_feats = [resize_to(self.feature_connectors[level](s), t)
                          for level, (s, t) in enumerate(zip(student_feats, teacher_feats))]
         batch_inputs = self.record('batch', from_student=True, data_idx=0)
@@ -191,12 +191,13 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                     labels=[ds.gt_instances.labels for ds in data_samples],
                     input_hw=tuple(batch_inputs.shape[-2:]), student_logits=None,
                     teacher_logits=None)
-        if self.head_spec is not None:
-            teacher_cls = [t.detach() for t in self.record('head', from_student=False)[0]]
+        info = self.head_outputs('student')
+        if info is not None:
+            teacher_cls = [t.detach() for t in self.matched_predictions(False).cls_logits]
             step['teacher_logits'] = teacher_cls
             step['student_logits'] = [resize_to(s, t) for s, t in zip(
-                self.record('head', from_student=True)[0], teacher_cls)]
-            if self.head_spec[2] == 'rpn_head':  # objectness is one class
+                self.matched_predictions(True).cls_logits, teacher_cls)]
+            if info.head_name == 'rpn_head':  # objectness is one class
                 step['labels'] = [torch.zeros_like(lbl) for lbl in step['labels']]
         return step
 
@@ -223,7 +224,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         step = step or self._step()
         if self.fg_mode == 'assigned_center':
             return self._assigned_level_maps(step)
-        head_spec = self.head_spec
+        has_head = self.head_outputs() is not None
         boxes, labels = step['boxes'], step['labels']
         maps, labels_per_level, objects_per_level, probs_per_level = [], [], [], []
         for level, (s_feat, t_feat) in enumerate(zip(step['student_feats'],
@@ -234,13 +235,13 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             labels_per_level.append(fg_label)
             objects_per_level.append(fg_object)
             level_map = dict(fg_weight=fg_weight, fg_distance=cosine_distance_map(s_feat, t_feat))
-            if head_spec is not None:
+            if has_head:
                 t_logits, s_logits = step['teacher_logits'][level], step['student_logits'][level]
                 probs_per_level.append(self._probs(t_logits, s_logits))
                 level_map['bg_kl'] = self._bernoulli_kl_map(s_logits, t_logits)
             maps.append(level_map)
 
-        if head_spec is None:
+        if not has_head:
             for level_map in maps:
                 level_map['fg_gate'] = torch.ones_like(level_map['fg_weight'])
             return maps
@@ -271,7 +272,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                                                self._stride(step, feat), offset,
                                                self.center_sigma)
             cells.append((inside & valid[:, :, None, None], prior * valid[:, :, None, None]))
-        if self.head_spec is not None:
+        if self.head_outputs() is not None:
             t_quality, s_quality = self._qualities(step, boxes, labels, [c[0] for c in cells])
             levels = assigned_levels(t_quality) & valid[:, :, None]
             gate = self._gate(t_quality.amax(dim=2), s_quality.amax(dim=2)) * valid
@@ -301,7 +302,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                              fg_gate=torch.where(weight > 0, gated / weight.clamp(min=1e-12),
                                                  torch.ones_like(weight)),
                              fg_distance=self._foreground_distance(s_feat, t_feat))
-            if self.head_spec is not None:
+            if self.head_outputs() is not None:
                 background = ~fg['mask'][level]
                 level_map['bg_gate'] = background.float()
                 level_map['bg_kl'] = channel_spatial_kl(
@@ -363,12 +364,15 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
     def _decoded_boxes(self) -> Optional[Tuple[List[Tensor], List[Tensor]]]:
         """Per role (teacher, student) per level (N, A, 4, H, W) boxes, or None if undecodable."""
         heads = [self._heads.get('teacher'), self._heads.get('student')]
-        if any(h is None or box_prediction_kind(h) is None for h in heads):
+        infos = [self.head_outputs('teacher'), self.head_outputs('student')]
+        if any(h is None or i is None or i.box_encoding is None for h, i in zip(heads, infos)):
             return None
         teacher_boxes = decode_dense_boxes(heads[0], [
-            b.detach() for b in self.record('head', from_student=False)[1]])
+            b.detach() for b in self.matched_predictions(False).bbox_preds],
+            self.matched_levels(from_student=False))
         student_boxes = decode_dense_boxes(heads[1], [
-            b.detach() for b in self.record('head', from_student=True)[1]])
+            b.detach() for b in self.matched_predictions(True).bbox_preds],
+            self.matched_levels(from_student=True))
         if any(s.shape != t.shape for s, t in zip(student_boxes, teacher_boxes)):
             return None  # different grids or anchors: fall back to the score
         return teacher_boxes, student_boxes
@@ -383,9 +387,10 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             ``loss`` in the name): ``fg_gate_ratio`` (objects, or v1 cells, where the teacher
             is better), ``bg_gate_ratio`` (v1 background gate), ``fg_teacher_mean_dir_cos``
             (how well each level's mean teacher vector alone explains the direction of the
-            foreground vectors: near 1 means an uncentred cosine is mostly free), and per level ``l{i}_fg_cos``,
-            ``l{i}_bg_feat``, ``l{i}_bg_kl`` (unweighted) and ``l{i}_objects`` (share of the
-            objects assigned there).
+            foreground vectors: near 1 means an uncentred cosine is mostly free), and per
+            matched level ``l{i}_fg_cos``, ``l{i}_bg_feat``, ``l{i}_bg_kl`` (unweighted) and
+            ``l{i}_objects`` (share of the objects assigned there); ``i`` counts the levels
+            both necks have, finest first.
         """
         step = self._step()
         maps = None
@@ -400,7 +405,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                      for s, t, bg in zip(step['student_feats'], step['teacher_feats'], bg_masks)]
             losses['loss_bg_feat'] = self.loss_bg_feat_weight * torch.stack(terms).sum()
             losses.update({f'l{i}_bg_feat': t.detach() for i, t in enumerate(terms)})
-        if self.head_spec is not None:
+        if self.head_outputs() is not None:
             losses.update(self._background_prediction_losses(step, maps, bg_masks))
         return losses
 
@@ -466,14 +471,16 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
     # ---- shared pieces --------------------------------------------------------------------------
     def _probs(self, t_logits: Tensor, s_logits: Tensor) -> Tuple[Tensor, Tensor]:
         """(N, A, K, H, W) teacher and student probabilities, without gradients."""
-        cls_out_channels, use_sigmoid, _ = self.head_spec
+        info = self.head_outputs('student')
+        cls_out_channels, use_sigmoid = info.cls_out_channels, info.use_sigmoid
         with torch.no_grad():
             return (dense_class_probs(t_logits, cls_out_channels, use_sigmoid),
                     dense_class_probs(s_logits.detach(), cls_out_channels, use_sigmoid))
 
     def _bernoulli_kl_map(self, s_logits: Tensor, t_logits: Tensor) -> Tensor:
         """(N, H, W) v1 per-cell KL, the mean over the cell's anchors."""
-        cls_out_channels, use_sigmoid, _ = self.head_spec
+        info = self.head_outputs('student')
+        cls_out_channels, use_sigmoid = info.cls_out_channels, info.use_sigmoid
         n, channels, h, w = s_logits.shape
         per_anchor = (n, channels // cls_out_channels, cls_out_channels, h, w)
         return prediction_kl(
@@ -482,7 +489,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             self.temperature).mean(dim=1)
 
     def _background_gate(self, t_probs: Tensor, s_probs: Tensor) -> Tensor:
-        use_sigmoid = self.head_spec[1]
+        use_sigmoid = self.head_outputs('student').use_sigmoid
         return self._gate(background_score(t_probs, use_sigmoid),
                           background_score(s_probs, use_sigmoid))
 

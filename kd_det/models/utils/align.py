@@ -7,11 +7,15 @@ from torch import Tensor, nn
 
 def build_channel_connectors(student_channels: Sequence[int],
                              teacher_channels: Sequence[int]) -> nn.ModuleList:
-    """One learnable 1x1 conv per level where the widths differ, identity where they match."""
+    """One learnable 1x1 conv per level where the widths differ, identity where they match.
+
+    Args:
+        student_channels, teacher_channels: widths of the matched levels, pair by pair (see
+            :func:`~kd_det.models.utils.head_outputs.match_levels_by_stride`).
+    """
     if len(student_channels) != len(teacher_channels):
-        raise ValueError(
-            f'student neck gives {len(student_channels)} feature levels, the teacher '
-            f'{len(teacher_channels)}; set the same num_outs in both necks')
+        raise ValueError(f'{len(student_channels)} student widths for '
+                         f'{len(teacher_channels)} teacher widths: give one per matched level')
     connectors: List[nn.Module] = []
     for s_ch, t_ch in zip(student_channels, teacher_channels):
         connectors.append(nn.Identity() if s_ch == t_ch else nn.Conv2d(s_ch, t_ch, 1))

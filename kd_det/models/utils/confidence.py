@@ -6,19 +6,7 @@ dense_class_probs`, shape (N, A, K, H, W), and return per-anchor maps (N, A, H, 
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
-
-
-def quality_branch_index(head: nn.Module) -> Optional[int]:
-    """Index, in the head's forward outputs, of a separate localisation-quality branch, or None.
-
-    FCOS and ATSS (and their subclasses, e.g. PAA with its IoU branch) return
-    ``(cls_scores, bbox_preds, centernesses)``: output 2 is one quality logit per anchor. GFL has
-    none because its classification score already *is* the IoU-aware quality (trained with
-    Quality Focal Loss); neither have RetinaNet nor RPN.
-    """
-    from mmdet.models.dense_heads import ATSSHead, FCOSHead
-    return 2 if isinstance(head, (FCOSHead, ATSSHead)) else None
+from torch import Tensor
 
 
 def max_class_probability(probs: Tensor, use_sigmoid: bool) -> Tensor:
@@ -40,7 +28,7 @@ def location_confidence(probs: Tensor, use_sigmoid: bool, quality_logits: Option
     """Teacher confidence that an anchor holds an object: ``p^(1 - a) * q^a``.
 
     ``p`` is the highest class probability; ``q = sigmoid(quality_logits)`` the head's
-    localisation quality (FCOS/ATSS centerness) where it has one, combined as in PGD's
+    localisation quality (centerness, IoU or objectness) where it has one, combined as in PGD's
     ``score^(1-a) * IoU^a``. ``a = 0.5`` is the geometric mean, which keeps a confidence
     threshold meaningful on the same scale as ``p``.
 
