@@ -17,8 +17,7 @@ from kd_det.models.utils.dense_boxes import box_prediction_kind, decode_dense_bo
 from kd_det.models.utils.head_outputs import quality_branch_index
 from kd_det.models.utils.gates import dense_class_probs
 from kd_det.models.utils.hard_samples import (balance_weights, geometric_balance_weights,
-                                              hard_sample_scores, hard_sample_weights,
-                                              weight_statistics)
+                                              hard_sample_scores, weight_statistics)
 from kd_det.models.utils.region_selection import select_confident_regions, select_region_anchors
 from models.tiny_detectors import NUM_CLASSES, build_distill, fake_batch, tiny_detector_cfg
 
@@ -264,11 +263,12 @@ def test_balanced_weights_have_mean_one_and_stay_in_bounds():
         [[1.0, 1.0, 1.0]]
 
 
-def test_hard_sample_weights_keep_order_and_image_statistics():
+def test_hard_sample_scores_balanced_keep_order_and_image_statistics():
     reliability = torch.tensor([[0.9, 0.9, 0.9], [0.2, 0.2, 0.2]])  # image 1: teacher-hard
     discrepancy = torch.tensor([[0.1, 0.5, 0.9], [0.5, 0.5, 0.5]])
     mask = torch.ones(2, 3, dtype=torch.bool)
-    weights = hard_sample_weights(reliability, discrepancy, mask, w_min=0.1, w_max=10.0)
+    weights = balance_weights(hard_sample_scores(reliability, discrepancy), mask, w_min=0.1,
+                              w_max=10.0)
     assert weights[0, 0] < weights[0, 1] < weights[0, 2]
     assert weights[1].mean() < weights[0].mean()  # a teacher-hard image weighs less
     stats = weight_statistics(weights, mask)

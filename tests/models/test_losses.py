@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from kd_det.models.losses.cosine_distance import cosine_distance_map, weighted_cosine_distance
+from kd_det.models.losses.cosine_distance import cosine_distance_map
 from kd_det.models.losses.prediction_kl import prediction_kl, sigmoid_kl, softmax_kl
 
 
@@ -27,24 +27,6 @@ def test_small_kl_can_hide_a_large_direction_change():
     cos = cosine_distance_map(student.view(1, 4, 1, 1), teacher.view(1, 4, 1, 1))
     assert kl.item() < 1e-3
     assert cos.item() == pytest.approx(2.0, abs=1e-6)
-
-
-def test_weighted_cosine_distance_uses_weights_and_normalizer():
-    teacher = torch.ones(1, 2, 1, 2)
-    student = torch.ones(1, 2, 1, 2)
-    student[..., 1] = -1  # second location opposite (distance 2)
-    weight = torch.tensor([[[1.0, 3.0]]])
-    assert weighted_cosine_distance(student, teacher, weight).item() == pytest.approx(6 / 4)
-    assert weighted_cosine_distance(student, teacher, weight,
-                                    normalizer=torch.tensor(12.0)).item() == pytest.approx(0.5)
-
-
-def test_weighted_cosine_distance_with_no_foreground_is_zero_and_differentiable():
-    student = torch.randn(2, 4, 3, 3, requires_grad=True)
-    loss = weighted_cosine_distance(student, torch.randn(2, 4, 3, 3), torch.zeros(2, 3, 3))
-    assert loss.item() == 0.0
-    loss.backward()
-    assert torch.all(student.grad == 0)
 
 
 def test_cosine_distance_rejects_unaligned_shapes():

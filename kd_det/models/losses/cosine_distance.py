@@ -1,5 +1,4 @@
 """Weighted cosine distance between student and teacher feature vectors."""
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -22,22 +21,3 @@ def cosine_distance_map(student: Tensor, teacher: Tensor, eps: float = 1e-8) -> 
     cos = torch.nn.functional.cosine_similarity(student.float(), teacher.float(), dim=1,
                                                 eps=eps)
     return 1.0 - cos
-
-
-def weighted_cosine_distance(student: Tensor, teacher: Tensor, weight: Tensor,
-                             normalizer: Optional[Tensor] = None) -> Tensor:
-    """Weighted mean of ``1 - cos`` over locations.
-
-    Args:
-        student, teacher: (N, C, H, W) features.
-        weight: (N, H, W) non-negative per-location weights (e.g. foreground mask x gate).
-        normalizer: what to divide by; defaults to ``weight.sum()``. Passing the ungated mask
-            sum lets a closed gate shrink the loss instead of re-weighting the open locations.
-
-    Returns:
-        Scalar ``sum(weight * (1 - cos)) / normalizer``; 0 (still attached to the graph) when
-        the normalizer is zero, e.g. for images without objects.
-    """
-    distance = cosine_distance_map(student, teacher)
-    total = weight.sum() if normalizer is None else normalizer
-    return (distance * weight).sum() / total.clamp(min=1e-12)

@@ -95,14 +95,6 @@ def geometric_balance_weights(scores: Tensor, mask: Tensor, power: float = 0.5,
     return weights * mask
 
 
-def hard_sample_weights(reliability: Tensor, discrepancy: Tensor, mask: Tensor,
-                        teacher_power: float = 1.0, student_power: float = 1.0, eps: float = 0.1,
-                        w_min: float = 0.25, w_max: float = 4.0) -> Tensor:
-    """:func:`hard_sample_scores` balanced by :func:`balance_weights`; shapes (N, M)."""
-    scores = hard_sample_scores(reliability, discrepancy, teacher_power, student_power, eps)
-    return balance_weights(scores, mask, w_min, w_max)
-
-
 def weight_statistics(weights: Tensor, mask: Tensor,
                       bounds: Optional[Tuple[float, float]] = None) -> Dict[str, Tensor]:
     """Mean/min/max of the weights over the mask, and min/max of the per-image mean weight.
