@@ -1,4 +1,4 @@
-"""Weighted cosine distance between student and teacher feature vectors."""
+"""Per-location cosine distance between student and teacher feature vectors."""
 
 import torch
 from torch import Tensor
