@@ -12,10 +12,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import kd_det  # noqa: F401  (applies compat shims and registers every kd_det module)
-from kd_det.apis import preflight
-from kd_det.apis.checkpoint_fit import (check_checkpoint_fits_model,
-                                        explain_optimizer_mismatch)
+from kd_det import preflight
 from kd_det.engine.amp import enable_amp
+from kd_det.preflight.checkpoint_fit import (check_checkpoint_fits_model,
+                                             explain_optimizer_mismatch)
 
 
 def load_config(config: str, work_dir: Optional[str] = None,

@@ -583,7 +583,7 @@ def test_pseudo_labels_replace_missing_gt_with_confident_teacher_detections():
 
 def test_the_dry_run_error_names_the_real_exception_and_where_it_came_from(monkeypatch):
     """A failure inside the distiller is reported as itself, not as a guess about the config."""
-    from kd_det.apis.preflight import DistillShapeError, check_distill_shapes
+    from kd_det.preflight import DistillShapeError, check_distill_shapes
     algorithm = build_distill('retinanet', 'retinanet', dict(CSL))
     distiller = algorithm.distiller
 
@@ -602,7 +602,7 @@ def test_the_dry_run_error_names_the_real_exception_and_where_it_came_from(monke
 
 def test_the_dry_run_batch_follows_the_model_device(monkeypatch):
     """On a GPU the dummy batch must be on the GPU; simulated with a 'meta' parameter."""
-    from kd_det.apis.preflight import check_distill_shapes
+    from kd_det.preflight import check_distill_shapes
     algorithm = build_distill('retinanet', 'retinanet', dict(CSL))
     on_meta = torch.nn.Parameter(torch.empty(1, device='meta'))
     monkeypatch.setattr(algorithm, 'parameters', lambda *args, **kwargs: iter([on_meta]))

@@ -121,7 +121,7 @@ def test_rtmdet_has_no_quality_output_so_the_confidence_is_the_class_score():
 @pytest.mark.parametrize('distiller', [DCD, CSL], ids=['dcd', 'csl'])
 def test_the_pre_flight_dry_run_passes_for_an_rtmdet_student(teacher, distiller):
     """Issue 17: CSL stopped here with an IndexError on RTMDet's missing quality output."""
-    from kd_det.apis.preflight import check_distill_shapes
+    from kd_det.preflight import check_distill_shapes
     check_distill_shapes(build_distill('rtmdet', teacher, distiller))
 
 

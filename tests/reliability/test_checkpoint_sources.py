@@ -13,7 +13,7 @@ import threading
 import pytest
 import torch
 
-from kd_det.apis.preflight import PreflightError
+from kd_det.preflight import PreflightError
 from kd_det.apis.runner import build_test_runner, build_train_runner
 from kd_det.utils.checkpoint import (CheckpointMismatchError, UnsafeCheckpointError,
                                      load_checkpoint_file)

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from kd_det.apis.preflight import DistillShapeError, PreflightError
+from kd_det.preflight import DistillShapeError, PreflightError
 from kd_det.apis.runner import build_test_runner, build_train_runner
 from kd_det.utils.checkpoint import CheckpointMismatchError
 from fault_table import fault_case
@@ -184,7 +184,7 @@ def test_dry_run_leaves_weights_and_batchnorm_statistics_untouched(tiny_data, te
                                                                    tmp_path):
     import torch
 
-    from kd_det.apis.preflight import check_distill_shapes
+    from kd_det.preflight import check_distill_shapes
     runner = build_train_runner(PKD_CONFIG, work_dir=str(tmp_path / 'wd'), cfg_options=options(
         tiny_data, **{'model.teacher_ckpt': teacher_ckpt}))
     before = {k: v.clone() for k, v in runner.model.state_dict().items()}
@@ -226,7 +226,7 @@ def test_misspelled_type_in_the_teacher_config_names_that_file(tiny_data, teache
 def test_every_shipped_config_passes_the_type_check():
     import glob
 
-    from kd_det.apis.preflight import check_registered_types
+    from kd_det.preflight import check_registered_types
     from kd_det.apis.runner import load_config
     root = osp.dirname(DCD_CONFIG).rsplit('/configs/', 1)[0]
     for config in glob.glob(osp.join(root, 'configs/**/*.py'), recursive=True):
@@ -436,8 +436,9 @@ WRAPPED = '\n'.join([
 
 def test_missing_images_are_only_warned_about_when_fault_tolerant(own_data, tmp_path,
                                                                   monkeypatch):
-    from kd_det.apis import preflight
+    from kd_det import preflight
     from kd_det.apis.runner import load_config
+    from kd_det.preflight import datasets as dataset_checks
     images = _list_more_images(own_data)
     missing = [osp.join(own_data, images[i]['file_name']) for i in (3, 17, 41, 45)]
     for path in missing:
@@ -448,7 +449,7 @@ def test_missing_images_are_only_warned_about_when_fault_tolerant(own_data, tmp_
         logged.append(msg)
         levels.append(logging.getLevelName(kwargs.get('level', logging.INFO)))
 
-    monkeypatch.setattr(preflight, 'print_log', print_log)
+    monkeypatch.setattr(dataset_checks, 'print_log', print_log)
     opts = options(own_data, prefix='dataset.')
     tolerant = child_config(tmp_path, STUDENT_CONFIG, WRAPPED.format(strict=False))
     with fault_case('missing training images with FaultTolerantDataset(strict=False)',
@@ -500,7 +501,7 @@ def test_shipped_dataset_passes_every_check_quickly():
     import time
 
     from conftest import REPO_ROOT
-    from kd_det.apis.preflight import check_datasets
+    from kd_det.preflight import check_datasets
     from kd_det.apis.runner import load_config
     from kd_det.benchmark.options import dataset_options
     if not osp.isdir(osp.join(REPO_ROOT, 'data/synthetic')):

@@ -163,7 +163,7 @@ def test_resume_auto_uses_the_complete_checkpoint(tiny_data, tmp_path):
 def test_resume_refuses_when_every_checkpoint_is_cut(tiny_data, tmp_path):
     from conftest import STUDENT_CONFIG
 
-    from kd_det.apis.preflight import PreflightError
+    from kd_det.preflight import PreflightError
     work_dir = tmp_path / 'wd'
     work_dir.mkdir()
     (work_dir / 'epoch_1.pth').write_bytes(b'PK\x03\x04 cut short')

@@ -84,7 +84,7 @@ def test_resume_from_a_path(evil, tiny_data, tmp_path):
 
 
 def test_resume_auto_from_the_work_dir(evil, tiny_data, tmp_path):
-    from kd_det.apis.preflight import PreflightError
+    from kd_det.preflight import PreflightError
     path, _ = evil
     work_dir = os.path.dirname(path)
     with open(os.path.join(work_dir, 'last_checkpoint'), 'w') as f:

@@ -151,4 +151,3 @@ def explain_optimizer_mismatch(runner) -> None:
                 'config that wrote it, or start a new run from it with load_from') from None
 
     runner.resume = resume_explained
-
