@@ -63,6 +63,10 @@ methods = [
     dict(name='DCD v2 with v1 gate (score, no floor)', config=DCD,
          cfg_options=distiller_options(gate_quality='score', gate_floor=0.0), seeds=ABLATION,
          ablation_of='kd_det DecoupledCosine v2'),
+    # candidate for DecoupledCosine v3, 5 seeds: both spatial KLs over the whole map
+    dict(name='DCD v2 with whole-map spatial KLs', config=DCD,
+         cfg_options=distiller_options(kl_region='whole_map'),
+         ablation_of='kd_det DecoupledCosine v2'),
 ]
 seeds = [0, 1, 2, 3, 4]
 teacher_seed = 0

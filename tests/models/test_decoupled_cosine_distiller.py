@@ -188,3 +188,32 @@ def test_mean_direction_cosine_is_one_for_a_constant_direction_and_ignores_backg
     expected = float(mean.sum() / (mean.norm() * 3**0.5))
     assert _mean_direction_cosine([feat], [mask]).item() == pytest.approx(expected, rel=1e-5)
     assert _mean_direction_cosine([feat], [torch.zeros_like(mask)]).item() == 0.0
+
+
+def test_whole_map_kl_region_covers_every_cell_and_leaves_the_cosine_alone():
+    from kd_det.models.losses.spatial_distribution_kl import channel_spatial_kl
+    inputs, samples = fake_batch()
+    results = {}
+    for region in ('background', 'whole_map'):
+        torch.manual_seed(0)
+        algorithm = build_distill('retinanet', 'retinanet', dict(DCD, kl_region=region))
+        distill, _ = _distill_losses(algorithm, inputs, samples)
+        results[region] = (distill, algorithm.distiller._step())
+    distill, step = results['whole_map']
+    for level, key in ((0, 'feats'), (4, 'logits')):
+        s, t = step[f'student_{key}'][level], step[f'teacher_{key}'][level]
+        expected = channel_spatial_kl(s, t).mean()  # no mask: every cell
+        name = 'bg_feat' if key == 'feats' else 'bg_kl'
+        assert distill[f'distill.l{level}_{name}'].item() == pytest.approx(expected.item(),
+                                                                           rel=1e-5)
+    background = results['background'][0]
+    assert distill['distill.loss_fg_cos'].item() == pytest.approx(
+        background['distill.loss_fg_cos'].item(), rel=1e-6)
+    # P3 holds foreground cells, so cutting them out changes the feature KL there
+    assert distill['distill.l0_bg_feat'].item() != pytest.approx(
+        background['distill.l0_bg_feat'].item(), rel=1e-3)
+
+
+def test_kl_region_must_be_a_known_choice():
+    with pytest.raises(ValueError, match="kl_region"):
+        build_distill('retinanet', 'retinanet', dict(DCD, kl_region='foreground'))

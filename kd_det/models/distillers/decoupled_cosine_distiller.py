@@ -27,6 +27,7 @@ GATE_QUALITIES = ('score_iou', 'score')
 FG_MODES = ('assigned_center', 'all_levels')
 BG_KL_MODES = ('spatial', 'bernoulli')
 BG_GATES = ('off', 'teacher_better')
+KL_REGIONS = ('background', 'whole_map')
 
 
 @MODELS.register_module()
@@ -45,7 +46,11 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
     levels: on the FPN features (``loss_bg_feat_weight``) and on the classification logits, one
     distribution per anchor and class channel (``bg_kl='spatial'``). A spatial softmax carries
     signal where probabilities are tiny, and it keeps both the cells where the teacher fires
-    more than the student (context, confusable clutter) and where it fires less.
+    more than the student (context, confusable clutter) and where it fires less. With
+    ``kl_region='whole_map'`` both spatial KLs run over every cell instead: a spatial softmax
+    is a distribution over locations, and the foreground cells are where the teacher puts most
+    of its mass, so the KL then also teaches *where* the objects stand out from the background,
+    while the cosine still fixes each foreground vector's direction.
 
     **Gate**: per object the teacher's and the student's best ``score x IoU`` over the object's
     cells (``gate_quality``) decide whether the teacher is better; the object's foreground
@@ -81,6 +86,9 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         center_sigma (float): width of the centre prior as a fraction of the box side.
             Defaults to 0.25.
         bg_kl (str): ``'spatial'`` or ``'bernoulli'`` (v1). Defaults to ``'spatial'``.
+        kl_region (str): cells the two spatial KLs cover: ``'background'`` (every cell that
+            is not foreground) or ``'whole_map'`` (every cell, as CWD). The v1 Bernoulli KL
+            always covers the background. Defaults to ``'background'``.
         bg_gate (str): ``'off'`` (every background cell) or ``'teacher_better'`` (v1: only
             cells where the teacher is more sure of background than the student).
             Defaults to ``'off'``.
@@ -111,6 +119,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                  fg_center_features: bool = True,
                  center_sigma: float = 0.25,
                  bg_kl: str = 'spatial',
+                 kl_region: str = 'background',
                  bg_gate: str = 'off',
                  gate: str = 'hard',
                  gate_temperature: float = 0.1,
@@ -120,6 +129,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                  **kwargs):
         key = distiller_key
         for name, value, allowed in (('fg_mode', fg_mode, FG_MODES), ('bg_kl', bg_kl, BG_KL_MODES),
+                                     ('kl_region', kl_region, KL_REGIONS),
                                      ('bg_gate', bg_gate, BG_GATES), ('gate', gate, GATE_MODES),
                                      ('gate_level', gate_level, GATE_LEVELS),
                                      ('gate_quality', gate_quality, GATE_QUALITIES)):
@@ -149,6 +159,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         self.fg_center_features = fg_center_features
         self.center_sigma = center_sigma
         self.bg_kl = bg_kl
+        self.kl_region = kl_region
         self.bg_gate = bg_gate
         self.gate = gate
         self.gate_temperature = gate_temperature
@@ -401,13 +412,20 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
             losses, fg_masks = self._foreground_losses(step)
         bg_masks = [~mask for mask in fg_masks]
         if self.loss_bg_feat_weight > 0:
-            terms = [channel_spatial_kl(s, t, mask=bg, temperature=self.temperature).mean()
-                     for s, t, bg in zip(step['student_feats'], step['teacher_feats'], bg_masks)]
+            terms = [channel_spatial_kl(s, t, mask=region, temperature=self.temperature).mean()
+                     for s, t, region in zip(step['student_feats'], step['teacher_feats'],
+                                             self._kl_masks(bg_masks))]
             losses['loss_bg_feat'] = self.loss_bg_feat_weight * torch.stack(terms).sum()
             losses.update({f'l{i}_bg_feat': t.detach() for i, t in enumerate(terms)})
         if self.head_outputs() is not None:
             losses.update(self._background_prediction_losses(step, maps, bg_masks))
         return losses
+
+    def _kl_masks(self, bg_masks: List[Tensor]) -> List[Optional[Tensor]]:
+        """Per level the (N, H, W) cells the spatial KLs cover; None is the whole map."""
+        if self.kl_region == 'whole_map':
+            return [None] * len(bg_masks)
+        return bg_masks
 
     def _foreground_losses(self, step: dict) -> Tuple[Dict[str, Tensor], List[Tensor]]:
         fg = self._assigned_foreground(step)
@@ -444,9 +462,9 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
     def _background_prediction_losses(self, step: dict, maps, bg_masks) -> Dict[str, Tensor]:
         """``loss_bg_kl`` on the background cells, and its per-level values / gate ratio."""
         if self.bg_kl == 'spatial':
-            terms = [channel_spatial_kl(s, t, mask=bg, temperature=self.temperature).mean()
-                     for s, t, bg in zip(step['student_logits'], step['teacher_logits'],
-                                         bg_masks)]
+            terms = [channel_spatial_kl(s, t, mask=region, temperature=self.temperature).mean()
+                     for s, t, region in zip(step['student_logits'], step['teacher_logits'],
+                                             self._kl_masks(bg_masks))]
             losses = dict(loss_bg_kl=self.loss_bg_weight * torch.stack(terms).sum())
             losses.update({f'l{i}_bg_kl': t.detach() for i, t in enumerate(terms)})
             return losses
