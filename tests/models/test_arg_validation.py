@@ -215,8 +215,8 @@ def test_pseudo_labels_without_a_teacher_head_name_both_keys():
 # ---- valid values keep working ------------------------------------------------------------------
 DCD_DEFAULTS = dict(loss_fg_weight=2.0, loss_bg_weight=10.0, loss_bg_feat_weight=10.0,
                     temperature=1.0, fg_mode='assigned_center', fg_center_features=True,
-                    center_sigma=0.25, bg_kl='spatial', bg_gate='off', gate='hard',
-                    gate_temperature=0.1, gate_level='object', gate_quality='score_iou',
+                    center_sigma=0.25, bg_kl='spatial', kl_region='whole_map', bg_gate='off',
+                    gate='hard', gate_temperature=0.1, gate_level='object', gate_quality='score_iou',
                     gate_floor=0.5, neck_source='neck', head_source='auto')
 CSL_DEFAULTS = dict(loss_cls_weight=1.0, loss_box_weight=1.0, loss_feat_weight=10.0,
                     temperature=1.0, focal_gamma=2.0, quality_branch='auto', quality_power=0.5,

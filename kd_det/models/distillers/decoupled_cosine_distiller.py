@@ -34,23 +34,23 @@ KL_REGIONS = ('background', 'whole_map')
 class DecoupledCosineDistiller(DenseDetectionDistiller):
     """Foreground cosine + background KL distillation, gated to where the teacher is better.
 
-    **Foreground** (v2 default, ``fg_mode='assigned_center'``): each GT object is distilled on
+    **Foreground** (v2 and v3 default, ``fg_mode='assigned_center'``): each GT object is distilled on
     the FPN level where the teacher detects it best (its highest ``score x IoU``, i.e. where the
     teacher's assigner made it a positive), on the cells whose prior centre lies in the box,
     weighted by a Gaussian centre prior and normalised so that every object carries a total
     weight of 1 over its levels; the term is ``1 - cos(s, t)`` of the feature vectors (centred
     per channel with ``fg_center_features``), summed over objects and divided by their number.
 
-    **Background** is every cell that is not foreground on its level. Two terms cover it, each a
-    channel-wise spatial distribution KL (CWD) restricted to the background cells, summed over
-    levels: on the FPN features (``loss_bg_feat_weight``) and on the classification logits, one
-    distribution per anchor and class channel (``bg_kl='spatial'``). A spatial softmax carries
-    signal where probabilities are tiny, and it keeps both the cells where the teacher fires
-    more than the student (context, confusable clutter) and where it fires less. With
-    ``kl_region='whole_map'`` both spatial KLs run over every cell instead: a spatial softmax
-    is a distribution over locations, and the foreground cells are where the teacher puts most
-    of its mass, so the KL then also teaches *where* the objects stand out from the background,
-    while the cosine still fixes each foreground vector's direction.
+    **Spatial distributions** (v3 default, ``kl_region='whole_map'``): two channel-wise
+    spatial distribution KLs (CWD), summed over levels, one on the FPN features
+    (``loss_bg_feat_weight``) and one on the classification logits, one distribution per anchor
+    and class channel (``bg_kl='spatial'``). They cover every cell: a spatial softmax is a
+    distribution over locations and the foreground cells hold most of the teacher's mass, so
+    the KL teaches *where* objects stand out from the background (and carries signal where
+    probabilities are tiny, in both directions: cells where the teacher fires more than the
+    student and less), while the cosine fixes each foreground vector's direction. v2
+    (``kl_region='background'``) restricted both KLs to the cells that are not foreground on
+    their level, which cut the peaks out of every distribution.
 
     **Gate**: per object the teacher's and the student's best ``score x IoU`` over the object's
     cells (``gate_quality``) decide whether the teacher is better; the object's foreground
@@ -58,11 +58,13 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
     the signal but not remove it. (``fg_mode='all_levels'`` keeps v1's gate: GT-class score,
     per object or per location, no floor.)
 
-    v1 (kd_det <= 0.3) is ``fg_mode='all_levels'`` (scale-aware foreground on every level,
+    v2 is v3 with ``kl_region='background'`` (``configs/decoupled_cosine/*_v2.py``). v1
+    (kd_det <= 0.3) is ``fg_mode='all_levels'`` (scale-aware foreground on every level,
     per-level normalisation, levels averaged), ``bg_kl='bernoulli'`` (per-anchor Bernoulli KL,
     mean over anchors, background cells and levels), ``bg_gate='teacher_better'``,
     ``loss_bg_feat_weight=0``, ``fg_center_features=False``, ``gate_quality='score'``,
-    ``gate_floor=0``, ``loss_bg_weight=1``; ``configs/decoupled_cosine/*_v1.py`` spells it out.
+    ``gate_floor=0``, ``loss_bg_weight=1`` (the Bernoulli KL always covers the background);
+    ``configs/decoupled_cosine/*_v1.py`` spells it out.
 
     Features, head outputs and GT are recorded automatically (see
     :class:`DenseDetectionDistiller`). Use it inside ``DetectionDistill`` (the teacher runs
@@ -88,7 +90,8 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
         bg_kl (str): ``'spatial'`` or ``'bernoulli'`` (v1). Defaults to ``'spatial'``.
         kl_region (str): cells the two spatial KLs cover: ``'background'`` (every cell that
             is not foreground) or ``'whole_map'`` (every cell, as CWD). The v1 Bernoulli KL
-            always covers the background. Defaults to ``'background'``.
+            always covers the background. Defaults to ``'whole_map'`` (v3; v2 is
+            ``'background'``).
         bg_gate (str): ``'off'`` (every background cell) or ``'teacher_better'`` (v1: only
             cells where the teacher is more sure of background than the student).
             Defaults to ``'off'``.
@@ -119,7 +122,7 @@ class DecoupledCosineDistiller(DenseDetectionDistiller):
                  fg_center_features: bool = True,
                  center_sigma: float = 0.25,
                  bg_kl: str = 'spatial',
-                 kl_region: str = 'background',
+                 kl_region: str = 'whole_map',
                  bg_gate: str = 'off',
                  gate: str = 'hard',
                  gate_temperature: float = 0.1,
