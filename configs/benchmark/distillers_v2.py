@@ -69,6 +69,13 @@ methods = [
     dict(name='DCD v2 with v1 gate (score, no floor)', config=DCD,
          cfg_options=distiller_options(**DCD_V2, gate_quality='score', gate_floor=0.0), seeds=ABLATION,
          ablation_of='kd_det DecoupledCosine v2'),
+    # what each term of v3 contributes: without the cosine, v3 is CWD on features and logits
+    dict(name='DCD v3 without the foreground cosine', config=DCD,
+         cfg_options=distiller_options(loss_fg_weight=0.0), seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v3'),
+    dict(name='DCD v3 without the logit spatial KL', config=DCD,
+         cfg_options=distiller_options(loss_bg_weight=0.0), seeds=ABLATION,
+         ablation_of='kd_det DecoupledCosine v3'),
 ]
 seeds = [0, 1, 2, 3, 4]
 teacher_seed = 0
