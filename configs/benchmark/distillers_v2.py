@@ -67,7 +67,8 @@ methods = [
          cfg_options=distiller_options(label_sharpening=0.0), seeds=ABLATION,
          ablation_of='kd_det ConfidenceSoftLabel v2'),
     dict(name='DCD v2 with v1 gate (score, no floor)', config=DCD,
-         cfg_options=distiller_options(**DCD_V2, gate_quality='score', gate_floor=0.0), seeds=ABLATION,
+         cfg_options=distiller_options(**DCD_V2, gate_quality='score', gate_floor=0.0),
+         seeds=ABLATION,
          ablation_of='kd_det DecoupledCosine v2'),
     # what each term of v3 contributes: without the cosine, v3 is CWD on features and logits
     dict(name='DCD v3 without the foreground cosine', config=DCD,

@@ -1,9 +1,10 @@
 # `python tools/benchmark.py configs/benchmark/sparse_bifpn.py`: necks on the embedded student
 # (same MobileNetV2-0.5 backbone, RetinaNet head, data and 8-epoch schedule), 3 seeds; then the
 # sparsity-trained SparseBiFPN student pruned at two ratios and fine-tuned, next to the same
-# fine-tune without pruning (`prune`, run by kd_det.pruning.prune_chain). The FPN baseline fills the 'teacher' slot: it is trained for every
-# seed like the others and nothing distils from it. `--deploy-only` prints params, FLOPs and
-# PyTorch/onnxruntime latency of every network without training.
+# fine-tune without pruning (`prune`, run by kd_det.pruning.prune_chain). The FPN baseline fills
+# the 'teacher' slot: it is trained for every seed like the others and nothing distils from it.
+# `--deploy-only` prints params, FLOPs and PyTorch/onnxruntime latency of every network without
+# training.
 work_root = 'work_dirs/benchmark/sparse_bifpn'
 teacher = dict(name='FPN-64 (mmdet)',
                config='configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py')

@@ -34,12 +34,13 @@ KL_REGIONS = ('background', 'whole_map')
 class DecoupledCosineDistiller(DenseDetectionDistiller):
     """Foreground cosine + background KL distillation, gated to where the teacher is better.
 
-    **Foreground** (v2 and v3 default, ``fg_mode='assigned_center'``): each GT object is distilled on
-    the FPN level where the teacher detects it best (its highest ``score x IoU``, i.e. where the
-    teacher's assigner made it a positive), on the cells whose prior centre lies in the box,
-    weighted by a Gaussian centre prior and normalised so that every object carries a total
-    weight of 1 over its levels; the term is ``1 - cos(s, t)`` of the feature vectors (centred
-    per channel with ``fg_center_features``), summed over objects and divided by their number.
+    **Foreground** (v2 and v3 default, ``fg_mode='assigned_center'``): each GT object is
+    distilled on the FPN level where the teacher detects it best (its highest ``score x IoU``,
+    i.e. where the teacher's assigner made it a positive), on the cells whose prior centre lies
+    in the box, weighted by a Gaussian centre prior and normalised so that every object carries
+    a total weight of 1 over its levels; the term is ``1 - cos(s, t)`` of the feature vectors
+    (centred per channel with ``fg_center_features``), summed over objects and divided by their
+    number.
 
     **Spatial distributions** (v3 default, ``kl_region='whole_map'``): two channel-wise
     spatial distribution KLs (CWD), summed over levels, one on the FPN features
