@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 env: .venv/.kd_det_complete
 
-.venv/.kd_det_complete: requirements/torch.txt requirements/build.txt requirements/runtime.txt requirements/tests.txt setup.py
+.venv/.kd_det_complete: $(wildcard requirements/*.txt) setup.py
 	bash tools/setup_env.sh
 
 data: env

@@ -6,6 +6,6 @@ mmdet's, mmrazor's and mmengine's registries (the rule: :mod:`kd_det.registry`),
 included. Nothing else happens at import.
 """
 from kd_det import compat  # noqa: F401  (first: mmrazor cannot be imported without it)
-from kd_det import datasets, engine, models, pruning, registry  # noqa: F401,E402
+from kd_det import datasets, deploy, engine, models, pruning, registry  # noqa: F401,E402
 
 __version__ = '0.1.0'

@@ -4,7 +4,7 @@ Every kd_det module registers, under its own class name, in the registry of the 
 package whose kind of module it is, so a config names it exactly like a stock type and keeps
 ``default_scope='mmdet'`` (what mmdet's configs set):
 
-* **mmdet's registries** (``mmdet.registry``): detector parts (``MODELS``: backbones, necks),
+* **mmdet's registries** (``mmdet.registry``): detector parts (``MODELS``: backbones, necks, the deployed detector),
   ``DATASETS``, ``TRANSFORMS``, ``HOOKS``, ``LOOPS``;
 * **mmrazor's** (``mmrazor.registry.MODELS``): distillation algorithms and distillers, next to
   mmrazor's own, since mmrazor's algorithm base builds the distiller from there;
@@ -59,7 +59,7 @@ LOG_PROCESSORS = Registry('log_processor', parent=mmdet_registry.LOG_PROCESSORS,
 
 # registry ('package.REGISTRY') -> kd_det type names registered there
 KD_DET_TYPES: Dict[str, tuple] = {
-    'mmdet.MODELS': ('SlimMobileNetV2', 'SparseBiFPN'),
+    'mmdet.MODELS': ('DeployedDetector', 'SlimMobileNetV2', 'SparseBiFPN'),
     'mmdet.DATASETS': ('FaultTolerantDataset', 'PartiallyLabeledCocoDataset'),
     'mmdet.TRANSFORMS': ('SafeLoadImageFromFile', ),
     'mmdet.HOOKS': ('AtomicCheckpointHook', 'DataFaultHook', 'NanGuardHook', 'SparsityHook'),

@@ -10,7 +10,7 @@ from conftest import REPO_ROOT
 
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
                                       recursive=True)
-                 if '/_base_/' not in p and '/benchmark/' not in p)
+                 if '/_base_/' not in p and '/benchmark/' not in p and '/deploy/' not in p)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO_ROOT))
@@ -38,3 +38,14 @@ def test_benchmark_specs_name_existing_configs(spec):
     finally:
         os.chdir(cwd)
     assert methods[0].role == 'teacher' and methods[1].role == 'student'
+
+
+@pytest.mark.parametrize('spec', sorted(glob.glob(osp.join(REPO_ROOT, 'configs/deploy/*.py'))))
+def test_deploy_specs_name_known_targets_and_existing_configs(spec):
+    from kd_det.deploy.table import TARGETS
+    cfg = Config.fromfile(spec)
+    assert set(cfg.targets) <= set(TARGETS)
+    for model in cfg.models:
+        assert {'name', 'config', 'checkpoint'} <= set(model)
+        if not model['config'].startswith('work_dirs/'):  # produced by a documented command
+            assert osp.isfile(osp.join(REPO_ROOT, model['config'])), model['config']

@@ -22,3 +22,15 @@ def test_student_trains_and_reaches_positive_map(tiny_dataset, tmp_path):
                                cfg_options=test_options)
     test_metrics = tester.test()
     assert abs(test_metrics['coco/bbox_mAP_50'] - metrics['coco/bbox_mAP_50']) < 1e-6
+
+    # deployed: onnxruntime and NCNN exports of the checkpoint score the same mAP through the
+    # shared post-processing (issue #16's target: within 0.1 mAP point of PyTorch)
+    from kd_det.deploy.evaluate import evaluate_deployed
+    from kd_det.deploy.exporter import export_model
+    for backend in ('onnxruntime', 'ncnn'):
+        out_dir = str(tmp_path / backend)
+        export_model(STUDENT_CONFIG, ckpt, out_dir, backend, parity_images=0,
+                     cfg_options=test_options)
+        deployed = evaluate_deployed(out_dir, cfg_options=test_options,
+                                     work_dir=str(tmp_path / f'test_{backend}'))
+        assert abs(deployed['coco/bbox_mAP'] - test_metrics['coco/bbox_mAP']) <= 1e-3, backend

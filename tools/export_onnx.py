@@ -1,9 +1,13 @@
-"""Export a detector (or a distilled student) to ONNX and check it against PyTorch.
+"""Export a detector (or a distilled student) to ONNX, fp32 or INT8, and check it.
 
-    python tools/export_onnx.py CONFIG CHECKPOINT --out student.onnx [--shape 160 160]
+    python tools/export_onnx.py CONFIG CHECKPOINT --out DIR [--shape 160 160]
+    python tools/export_onnx.py CONFIG CHECKPOINT --out DIR --int8 [--calib-images 100]
 
-The graph is backbone + neck + head (mmdet ``mode='tensor'``); box decoding and NMS stay in
-Python. A distillation config/checkpoint exports its student.
+DIR receives ``model.onnx`` (backbone + neck + head; box decoding and NMS run in the detector's
+own head afterwards), ``deploy.json`` and ``detector.py``; evaluate it with
+``tools/test_deployed.py DIR`` and run it on images with ``tools/infer.py DIR IMAGES``. A
+distillation config/checkpoint exports its student. INT8 is post-training static quantization
+in onnxruntime (QDQ, per-channel int8 weights, uint8 activations calibrated on training images).
 """
 import argparse
 
@@ -14,29 +18,34 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a kd_det/mmdet detector to ONNX')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--out', default='model.onnx', help='output .onnx file')
+    parser.add_argument('--out', default='work_dirs/export/onnx', help='output directory')
     parser.add_argument('--shape', type=int, nargs=2, default=[160, 160], metavar=('H', 'W'),
-                        help='input height and width')
+                        help='input height and width traced at export (H, W stay dynamic)')
     parser.add_argument('--opset', type=int, default=17)
-    parser.add_argument('--skip-check', action='store_true',
-                        help='skip the onnxruntime vs PyTorch comparison')
+    parser.add_argument('--int8', action='store_true', help='post-training INT8 quantization')
+    parser.add_argument('--calib-images', type=int, default=100,
+                        help='training images used to calibrate INT8 activation ranges')
+    parser.add_argument('--calibration', default='percentile',
+                        choices=['percentile', 'minmax', 'entropy'],
+                        help='INT8 activation range estimate (default: 99.999th percentile)')
+    parser.add_argument('--parity-images', type=int, default=8,
+                        help='validation images compared with PyTorch (0: skip the check)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.out.endswith('.onnx'):
+        raise SystemExit(f'--out is a directory now (it holds model.onnx, deploy.json and '
+                         f'detector.py); got {args.out!r}')
     import kd_det  # noqa: F401
-    from kd_det.apis.student import build_student
-    from kd_det.deploy.export import export_onnx, onnx_parity
-    model = build_student(args.config, args.checkpoint, args.cfg_options)
-    shape = (3, *args.shape)
-    names = export_onnx(model, args.out, shape, args.opset)
-    print(f'exported {args.out} with outputs {", ".join(names)}')
-    if not args.skip_check:
-        parity = onnx_parity(model, args.out, shape)
-        print(f'onnxruntime vs PyTorch: max abs diff {parity["max_abs_diff"]:.2e} over '
-              f'{parity["num_outputs"]} outputs')
+    from kd_det.deploy.exporter import export_model, export_report_lines
+    report = export_model(args.config, args.checkpoint, args.out, 'onnxruntime', args.int8,
+                          (3, *args.shape), args.calib_images, args.calibration,
+                          args.parity_images, args.cfg_options, args.opset)
+    print('\n'.join(export_report_lines(report, args.int8)))
+    return report
 
 
 if __name__ == '__main__':

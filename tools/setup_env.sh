@@ -59,8 +59,9 @@ fi
 grep -v '^openmim' "$repo/requirements/mim.txt" > "$venv/mim-deps.txt"
 "$pip" install -q -c "$repo/requirements/build.txt" -r "$venv/mim-deps.txt"
 "$pip" install -q --no-deps "$(grep '^openmim' "$repo/requirements/mim.txt")"
+"$pip" install -q --no-deps -r "$repo/requirements/deploy_nodeps.txt"
 install_editable
-(cd / && "$venv/bin/python" -c "import mmcv.ops, mmdet, kd_det; import mmrazor.models; print('kd_det env imports ok')")
+(cd / && "$venv/bin/python" -c "import mmcv.ops, mmdet, kd_det, ncnn, pnnx, pkg_resources; import mmrazor.models; print('kd_det env imports ok')")
 touch "$stamp"
 link_venv
 echo "[setup_env] done in $(( $(date +%s) - start )) s: $repo/.venv -> $venv"

@@ -1,5 +1,5 @@
 """A detector reduced to the dense network that is exported, measured and timed."""
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -32,3 +32,28 @@ def flatten_outputs(outputs) -> list:
     for item in outputs:
         flat.extend(flatten_outputs(item))
     return flat
+
+
+def output_groups(detector: nn.Module, input_shape: Sequence[int]) -> List[int]:
+    """How many flat outputs each of the head's output groups holds (RetinaNet: ``[5, 5]``;
+    FCOS: ``[5, 5, 5]`` with centerness), so flat outputs regroup into ``predict_by_feat``'s
+    arguments (:func:`regroup_outputs`)."""
+    detector = getattr(detector, 'student', detector)
+    with torch.no_grad():
+        outputs = detector.eval()._forward(torch.zeros(1, *input_shape))
+    if isinstance(outputs, torch.Tensor):
+        return [1]
+    return [len(flatten_outputs(group)) for group in outputs]
+
+
+def regroup_outputs(flat: Sequence, groups: Sequence[int]) -> List[list]:
+    """Inverse of the flattening: ``flat`` (sum(groups) items) -> one list per group."""
+    if len(flat) != sum(groups):
+        raise ValueError(f'the network returned {len(flat)} outputs; its deploy.json expects '
+                         f'{sum(groups)} (groups {list(groups)}). Was it exported from another '
+                         'model?')
+    regrouped, start = [], 0
+    for size in groups:
+        regrouped.append(list(flat[start:start + size]))
+        start += size
+    return regrouped
