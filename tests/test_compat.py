@@ -94,3 +94,17 @@ def test_kd_det_config_paths_resolve_like_mmdet_ones(tmp_path):
     assert cfg.model.neck.out_channels == 32
     assert cfg.model.backbone.type == 'MobileNetV2'
     assert osp.isdir(osp.join(osp.dirname(kd_det.__file__), '.mim', 'configs'))
+
+
+def test_mapped_loading_gives_the_same_tensors_and_reads_legacy_files(tmp_path):
+    import torch
+
+    from kd_det.utils.checkpoint import load_checkpoint_file
+    state = {'state_dict': {'w': torch.arange(6.).view(2, 3)}, 'meta': {'epoch': 3}}
+    zip_path, legacy_path = str(tmp_path / 'new.pth'), str(tmp_path / 'legacy.pth')
+    torch.save(state, zip_path)
+    torch.save(state, legacy_path, _use_new_zipfile_serialization=False)
+    for path in (zip_path, legacy_path):  # the legacy format cannot be mapped: it is read
+        loaded = load_checkpoint_file(path, map_location='cpu', mmap=True)
+        assert torch.equal(loaded['state_dict']['w'], state['state_dict']['w'])
+        assert loaded['meta'] == {'epoch': 3}

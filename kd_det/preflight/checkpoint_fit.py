@@ -53,7 +53,8 @@ def check_checkpoint_fits_model(cfg: Config, model: nn.Module, mode: str = 'trai
     if not path or 'checkpoints' in skip:
         return
     role = _role(cfg, mode)
-    checkpoint = load_checkpoint_file(path, map_location='cpu', key=role)
+    # mapped, not read: the runner loads the file for real right after this check
+    checkpoint = load_checkpoint_file(path, map_location='cpu', key=role, mmap=True)
     model = model.module if is_model_wrapper(model) else model
     missing, unexpected, shape_errors = state_dict_mismatch(model, state_dict_of(checkpoint))
     fine_tuning = role == 'load_from'

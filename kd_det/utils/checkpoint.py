@@ -95,7 +95,8 @@ def local_checkpoint_file(filename, key: Optional[str] = None) -> str:
     return filename
 
 
-def load_checkpoint_file(filename: str, map_location=None, key: Optional[str] = None) -> dict:
+def load_checkpoint_file(filename: str, map_location=None, key: Optional[str] = None,
+                         mmap: bool = False) -> dict:
     """Load a checkpoint (local path or URL) with ``weights_only=True``.
 
     Args:
@@ -103,6 +104,9 @@ def load_checkpoint_file(filename: str, map_location=None, key: Optional[str] = 
             :func:`cached_download`).
         map_location: as for ``torch.load``.
         key: the setting ``filename`` came from, named in errors.
+        mmap: map the tensors from the file instead of reading them (for checks that look at
+            keys and shapes before the runner loads the checkpoint for real); files in torch's
+            legacy format, which cannot be mapped, are read.
 
     Raises:
         FileNotFoundError: no such file (or a directory, or a failed download).
@@ -111,6 +115,13 @@ def load_checkpoint_file(filename: str, map_location=None, key: Optional[str] = 
     """
     filename = local_checkpoint_file(filename, key)
     try:
+        if mmap:
+            try:
+                return torch.load(filename, map_location=map_location, weights_only=True,
+                                  mmap=True)
+            except RuntimeError as err:
+                if 'mmap' not in str(err):
+                    raise
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(_unsafe_message(filename, err)) from None
