@@ -7,22 +7,12 @@ Conversion goes through PyPI's pnnx (TorchScript -> NCNN; no ONNX round trip). D
 the NCNN network (PyPI's ``ncnn``) and PyTorch on validation images and prints the largest
 difference of the head outputs. Evaluate with ``tools/test_deployed.py DIR``.
 """
-import argparse
-
-from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Export a kd_det/mmdet detector to NCNN')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', default='work_dirs/export/ncnn', help='output directory')
-    parser.add_argument('--shape', type=int, nargs=2, default=[160, 160], metavar=('H', 'W'),
-                        help='input height and width traced at export (H, W stay dynamic)')
-    parser.add_argument('--parity-images', type=int, default=8,
-                        help='validation images compared with PyTorch (0: skip the check)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(argv)
+    from kd_det.deploy.cli import export_parser
+    return export_parser('Export a kd_det/mmdet detector to NCNN',
+                         'work_dirs/export/ncnn').parse_args(argv)
 
 
 def main(argv=None):

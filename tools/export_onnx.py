@@ -9,18 +9,11 @@ own head afterwards), ``deploy.json`` and ``detector.py``; evaluate it with
 distillation config/checkpoint exports its student. INT8 is post-training static quantization
 in onnxruntime (QDQ, per-channel int8 weights, uint8 activations calibrated on training images).
 """
-import argparse
-
-from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Export a kd_det/mmdet detector to ONNX')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', default='work_dirs/export/onnx', help='output directory')
-    parser.add_argument('--shape', type=int, nargs=2, default=[160, 160], metavar=('H', 'W'),
-                        help='input height and width traced at export (H, W stay dynamic)')
+    from kd_det.deploy.cli import export_parser
+    parser = export_parser('Export a kd_det/mmdet detector to ONNX', 'work_dirs/export/onnx')
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--int8', action='store_true', help='post-training INT8 quantization')
     parser.add_argument('--calib-images', type=int, default=100,
@@ -28,9 +21,6 @@ def parse_args(argv=None):
     parser.add_argument('--calibration', default='percentile',
                         choices=['percentile', 'minmax', 'entropy'],
                         help='INT8 activation range estimate (default: 99.999th percentile)')
-    parser.add_argument('--parity-images', type=int, default=8,
-                        help='validation images compared with PyTorch (0: skip the check)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
 

@@ -83,15 +83,21 @@ def build_test_runner(config: str, checkpoint: str, work_dir: Optional[str] = No
     """Runner for evaluating ``checkpoint`` on the config's test split."""
     cfg = load_config(config, work_dir, cfg_options, launcher)
     cfg.load_from = checkpoint
-    if out is not None:
-        if not out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must be a .pkl file, got {out!r}')
-        cfg.test_evaluator = _as_list(cfg.test_evaluator) + [
-            dict(type='DumpDetResults', out_file_path=out)]
+    dump_predictions(cfg, out)
     preflight.check_config(cfg, mode='test')
     runner = Runner.from_cfg(cfg)
     check_checkpoint_fits_model(cfg, runner.model, mode='test')
     return runner
+
+
+def dump_predictions(cfg: Config, out: Optional[str]) -> None:
+    """``--out``: also dump the test predictions to this ``.pkl`` (mmdet's DumpDetResults)."""
+    if out is None:
+        return
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file, got {out!r}')
+    cfg.test_evaluator = _as_list(cfg.test_evaluator) + [
+        dict(type='DumpDetResults', out_file_path=out)]
 
 
 def build_distill_algorithm(config: str, checkpoint: Optional[str] = None,

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from kd_det import preflight
-from kd_det.apis.runner import _as_list, load_config
+from kd_det.apis.runner import dump_predictions, load_config
 from kd_det.apis.student import student_config
 from kd_det.deploy.artifact import resolve_model
 from kd_det.deploy.deployed_detector import deployed_config
@@ -34,11 +34,7 @@ def build_deployed_test_runner(model_path: str, config: Optional[str] = None,
                                out: Optional[str] = None) -> Runner:
     """Runner that evaluates the deployed ``model_path`` on the config's test split."""
     cfg = deployed_detector_config(model_path, config, cfg_options, threads, work_dir)
-    if out is not None:
-        if not out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must be a .pkl file, got {out!r}')
-        cfg.test_evaluator = _as_list(cfg.test_evaluator) + [
-            dict(type='DumpDetResults', out_file_path=out)]
+    dump_predictions(cfg, out)
     preflight.check_config(cfg, mode='test')
     return Runner.from_cfg(cfg)
 

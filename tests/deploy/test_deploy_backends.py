@@ -179,3 +179,16 @@ def test_infer_refuses_a_missing_image(exports, tmp_path):
     from kd_det.deploy.inference import infer_images
     with pytest.raises(FileNotFoundError, match="image '.*nope.png' does not exist"):
         infer_images(exports['onnx']['out_dir'], [str(tmp_path / 'nope.png')], str(tmp_path))
+
+
+def test_export_onnx_cli_asks_for_a_directory(student_ckpt, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    command = [sys.executable, osp.join(REPO_ROOT, 'tools/export_onnx.py'), STUDENT_CONFIG,
+               student_ckpt, '--out', str(tmp_path / 'student.onnx')]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert '--out is a directory now' in proc.stderr
+    assert not (tmp_path / 'student.onnx').exists()
