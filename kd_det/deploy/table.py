@@ -103,8 +103,9 @@ def deployment_table(models: Sequence[dict], out_root: str,
                                              calib_images, cfg_options).items():
             deployed = resolve_model(export['path'], export['config'])
             log(f'[{model["name"]} / {target}] evaluating')
-            metrics = evaluate_deployed(export['path'], export['config'],
-                                        cfg_options=cfg_options,
+            # the table's own lines are the progress; the runner's INFO logs would bury them
+            quiet = dict(cfg_options or {}, log_level='WARNING')
+            metrics = evaluate_deployed(export['path'], export['config'], cfg_options=quiet,
                                         work_dir=osp.join(out_root, 'eval', slug(model['name']),
                                                           slug(target)))
             rows.append(dict(model=model['name'], target=target, key=f'{model["name"]} | {target}',
