@@ -36,22 +36,18 @@ def non_finite_losses(losses: Dict[str, object]) -> List[str]:
     Only terms that ``BaseModel.parse_losses`` adds to the total (names containing ``loss``)
     count; logged-only values such as gate ratios do not reach the gradient.
     """
-    names, flags = [], []
-    for name, value in losses.items():
-        if 'loss' not in name:
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        tensors = [v.detach() for v in values if isinstance(v, torch.Tensor)]
-        if tensors:
-            names.append(name)
-            flags.append(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    named = [(name, v.detach()) for name, value in losses.items() if 'loss' in name
+             for v in (value if isinstance(value, (list, tuple)) else [value])
+             if isinstance(v, torch.Tensor)]
+    names = list(dict.fromkeys(name for name, _ in named))
     if not names:
         return []
-    bad = ~torch.stack(flags)
+    bad = set(non_finite_names(named))
     if get_world_size() > 1:  # every rank must take the same decision, or DDP hangs
-        bad = bad.int()
-        all_reduce(bad)
-    return [name for name, is_bad in zip(names, bad.tolist()) if is_bad]
+        flags = torch.tensor([int(name in bad) for name in names])
+        all_reduce(flags)
+        bad = {name for name, flag in zip(names, flags.tolist()) if flag}
+    return [name for name in names if name in bad]
 
 
 def _describe(losses: Dict[str, object], names: List[str]) -> str:
