@@ -13,11 +13,10 @@ import time
 from typing import Callable, Dict, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
+from kd_det.deploy.backends import OnnxRuntimeBackend, TorchBackend
 from kd_det.deploy.complexity import params_and_flops
-from kd_det.deploy.dense_forward import DenseForward
 from kd_det.deploy.export import export_onnx, onnx_parity
 
 
@@ -41,13 +40,9 @@ def compare_deployment(models: Dict[str, nn.Module], onnx_dir: str,
                        warmup: int = 10) -> Dict[str, dict]:
     """Measure every model (exported to ``onnx_dir/<name>.onnx``); returns ``{name:
     dict(params, flops, latency_torch_ms, latency_ort_ms, onnx_max_abs_diff)}``."""
-    import onnxruntime as ort
     os.makedirs(onnx_dir, exist_ok=True)
     results, torch_runs, ort_runs = {}, {}, {}
-    images = torch.randn(1, *input_shape)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
+    image = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
     for name, model in models.items():
         model.eval()
         results[name] = params_and_flops(model, input_shape)
@@ -56,19 +51,11 @@ def compare_deployment(models: Dict[str, nn.Module], onnx_dir: str,
         export_onnx(model, onnx_path, input_shape)
         results[name]['onnx_max_abs_diff'] = onnx_parity(model, onnx_path,
                                                          input_shape)['max_abs_diff']
-        network = DenseForward(model).eval()
-        torch_runs[name] = lambda network=network: network(images)
-        session = ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
-        feed = {session.get_inputs()[0].name: images.numpy().astype(np.float32)}
-        ort_runs[name] = lambda session=session, feed=feed: session.run(None, feed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            torch_ms = interleaved_medians_ms(torch_runs, warmup, repeats)
-        ort_ms = interleaved_medians_ms(ort_runs, warmup, repeats)
-    finally:
-        torch.set_num_threads(threads)
+        torch_backend, ort_backend = TorchBackend(model), OnnxRuntimeBackend(onnx_path)
+        torch_runs[name] = lambda backend=torch_backend: backend(image)
+        ort_runs[name] = lambda backend=ort_backend: backend(image)
+    torch_ms = interleaved_medians_ms(torch_runs, warmup, repeats)
+    ort_ms = interleaved_medians_ms(ort_runs, warmup, repeats)
     for name in models:
         results[name]['latency_torch_ms'] = torch_ms[name]
         results[name]['latency_ort_ms'] = ort_ms[name]
