@@ -58,8 +58,8 @@ def main(argv=None):
             method.cfg_options.update(schedule_options(args.epochs))
     if args.deploy_only:
         from kd_det.benchmark.measurements import measure_untrained
-        from kd_det.deploy.latency import deployment_table
-        print(deployment_table(measure_untrained(bench, args.latency_repeats)))
+        from kd_det.deploy.latency import latency_markdown
+        print(latency_markdown(measure_untrained(bench, args.latency_repeats)))
         return
     bench.run(args.jobs)
     if spec.get('prune'):  # prune + fine-tune a trained method (see kd_det.pruning.prune_chain)

@@ -62,7 +62,7 @@ def compare_deployment(models: Dict[str, nn.Module], onnx_dir: str,
     return results
 
 
-def deployment_table(results: Dict[str, dict], reference: str = None) -> str:
+def latency_markdown(results: Dict[str, dict], reference: str = None) -> str:
     """Markdown table of :func:`compare_deployment` results, ratios against ``reference``
     (default: the first model)."""
     reference = reference or next(iter(results))

@@ -1,7 +1,7 @@
 """The one latency path: every model exported, checked and timed side by side."""
 from conftest import STUDENT_CONFIG
 from kd_det.apis.student import build_student
-from kd_det.deploy.latency import compare_deployment, deployment_table
+from kd_det.deploy.latency import compare_deployment, latency_markdown
 
 
 def test_compare_deployment_measures_every_model_side_by_side(tmp_path):
@@ -17,7 +17,7 @@ def test_compare_deployment_measures_every_model_side_by_side(tmp_path):
     assert (tmp_path / 'student.onnx').is_file() and (tmp_path / 'again.onnx').is_file()
 
 
-def test_deployment_table_reports_ratios_against_the_first_model():
+def test_latency_markdown_reports_ratios_against_the_first_model():
     common = dict(onnx_max_abs_diff=1e-7)
     results = {
         'FPN': dict(params=1_000_000, flops=200_000_000, neck_flops=40_000_000,
@@ -26,7 +26,7 @@ def test_deployment_table_reports_ratios_against_the_first_model():
                       latency_torch_ms=30.0, latency_ort_ms=5.0, **common),
         'no parts': dict(params=500_000, flops=100_000_000, latency_torch_ms=10.0,
                          latency_ort_ms=10.0, **common)}
-    lines = deployment_table(results).splitlines()
+    lines = latency_markdown(results).splitlines()
     assert lines[0].startswith('| model | params (M) | FLOPs (G) | neck FLOPs (M) |')
     assert lines[3] == ('| BiFPN | 0.800 | 0.150 | 10.0 | 30.00 | 5.00 | 0.75 | 0.25 | 1.50 | '
                         '0.50 | 1.0e-07 |')
