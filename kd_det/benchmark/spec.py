@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from kd_det.models.utils.arg_checks import describe, did_you_mean
+from kd_det.utils.names import path_slug
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Method:
 
     @property
     def slug(self) -> str:
-        return ''.join(c if c.isalnum() else '_' for c in self.name).strip('_').lower()
+        return path_slug(self.name)
 
 
 def load_methods(spec) -> List[Method]:

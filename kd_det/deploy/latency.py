@@ -18,6 +18,7 @@ from torch import nn
 from kd_det.deploy.backends import OnnxRuntimeBackend, TorchBackend
 from kd_det.deploy.complexity import params_and_flops
 from kd_det.deploy.export import export_onnx, onnx_parity
+from kd_det.utils.names import path_slug
 
 
 def interleaved_medians_ms(runs: Dict[str, Callable[[], object]], warmup: int = 10,
@@ -46,8 +47,7 @@ def compare_deployment(models: Dict[str, nn.Module], onnx_dir: str,
     for name, model in models.items():
         model.eval()
         results[name] = params_and_flops(model, input_shape)
-        slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_').lower()
-        onnx_path = osp.join(onnx_dir, f'{slug}.onnx')
+        onnx_path = osp.join(onnx_dir, f'{path_slug(name)}.onnx')
         export_onnx(model, onnx_path, input_shape)
         results[name]['onnx_max_abs_diff'] = onnx_parity(model, onnx_path,
                                                          input_shape)['max_abs_diff']

@@ -21,6 +21,7 @@ from kd_det.deploy.evaluate import evaluate_deployed
 from kd_det.deploy.exporter import export_model
 from kd_det.deploy.images import prepared_images
 from kd_det.deploy.latency import interleaved_medians_ms
+from kd_det.utils.names import path_slug
 
 # target name -> (export backend, int8); 'pytorch' is the checkpoint itself
 TARGETS = {
@@ -31,10 +32,6 @@ TARGETS = {
 }
 # why a target the issue names is not a row
 UNAVAILABLE = {'NCNN int8': 'ncnn2table/ncnn2int8 are not in the PyPI ncnn/pnnx wheels'}
-
-
-def slug(name: str) -> str:
-    return ''.join(c if c.isalnum() else '_' for c in name).strip('_').lower()
 
 
 def export_targets(model: dict, out_root: str, input_shape: Sequence[int],
@@ -50,7 +47,7 @@ def export_targets(model: dict, out_root: str, input_shape: Sequence[int],
                                     parity=None)
             continue
         backend, int8 = spec
-        out_dir = osp.join(out_root, slug(model['name']), slug(target))
+        out_dir = osp.join(out_root, path_slug(model['name']), path_slug(target))
         report = export_model(model['config'], model['checkpoint'], out_dir, backend, int8,
                               input_shape, calib_images, parity_images=4,
                               cfg_options=cfg_options)
@@ -106,8 +103,9 @@ def deployment_table(models: Sequence[dict], out_root: str,
             # the table's own lines are the progress; the runner's INFO logs would bury them
             quiet = dict(cfg_options or {}, log_level='WARNING')
             metrics = evaluate_deployed(export['path'], export['config'], cfg_options=quiet,
-                                        work_dir=osp.join(out_root, 'eval', slug(model['name']),
-                                                          slug(target)))
+                                        work_dir=osp.join(out_root, 'eval',
+                                                          path_slug(model['name']),
+                                                          path_slug(target)))
             rows.append(dict(model=model['name'], target=target, key=f'{model["name"]} | {target}',
                              path=export['path'], config=export['config'],
                              params=cost['params'], flops=cost['flops'],
