@@ -5,7 +5,7 @@ from typing import List
 
 import torch
 
-from kd_det.models.utils.channel_groups import ChannelGroup, fusion_edges
+from kd_det.pruning.channel_groups import ChannelGroup, fusion_edges
 
 
 def channel_rms(group: ChannelGroup) -> torch.Tensor:

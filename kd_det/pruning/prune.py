@@ -1,6 +1,6 @@
 """Prune a (sparsity-trained) detector into a physically smaller one: a plain config + checkpoint.
 
-What is removed (see :mod:`kd_det.models.utils.channel_groups` for the exact coverage):
+What is removed (see :mod:`kd_det.pruning.channel_groups` for the exact coverage):
 
 - **neck** (SparseBiFPN): the channels of its one coupled group, i.e. ``out_channels`` of the
   whole neck *jointly with* the input channels of the head's first convs (the head is shared
@@ -37,7 +37,7 @@ from kd_det.apis.runner import load_config
 from kd_det.apis.student import build_student, student_config
 from kd_det.deploy.complexity import params_and_flops
 from kd_det.deploy.dense_forward import DenseForward
-from kd_det.models.utils.channel_groups import (FAMILIES, ChannelGroup, find_channel_groups,
+from kd_det.pruning.channel_groups import (FAMILIES, ChannelGroup, find_channel_groups,
                                                 fusion_edges, mobilenet_v2_blocks)
 from kd_det.pruning.importance import channel_rms
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from kd_det.benchmark.runner import Benchmark
 from kd_det.benchmark.spec import Method
-from kd_det.models.utils.channel_groups import FAMILIES
+from kd_det.pruning.channel_groups import FAMILIES
 
 
 def pruned_method_name(source: str, ratio: float) -> str:

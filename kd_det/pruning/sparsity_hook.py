@@ -8,8 +8,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
-from kd_det.models.losses.group_lasso import group_lasso, group_lasso_prox, relu_l1_prox
-from kd_det.models.utils.channel_groups import FAMILIES, ChannelGroup, find_channel_groups
+from kd_det.pruning.group_lasso import group_lasso, group_lasso_prox, relu_l1_prox
+from kd_det.pruning.channel_groups import FAMILIES, ChannelGroup, find_channel_groups
 from kd_det.pruning.importance import channel_rms, fusion_parameters
 
 CHECKPOINT_KEY = 'sparsity_hook'
@@ -27,7 +27,7 @@ class SparsityHook(Hook):
     """Shrinks prunable channel groups and fusion edges toward exact zeros during training.
 
     The penalty is ``channel_weight * sum_groups group_lasso(rows)`` over the channel groups of
-    :func:`kd_det.models.utils.channel_groups.find_channel_groups` (a row is everything that
+    :func:`kd_det.pruning.channel_groups.find_channel_groups` (a row is everything that
     makes one channel: BN scale and shift of every coupled norm layer, or a conv's filter and
     bias in a head without norm) plus ``fusion_weight * sum ReLU(w)`` over the SparseBiFPN
     fusion weights.

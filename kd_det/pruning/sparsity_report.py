@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from kd_det.apis.student import build_student
-from kd_det.models.utils.channel_groups import FAMILIES, find_channel_groups
+from kd_det.pruning.channel_groups import FAMILIES, find_channel_groups
 from kd_det.pruning.importance import channel_rms, fusion_parameters
 
 

@@ -10,7 +10,7 @@ from conftest import REPO_ROOT
 from kd_det.apis.student import build_student
 from kd_det.deploy.complexity import params_and_flops
 from kd_det.deploy.export import export_onnx, onnx_parity
-from kd_det.models.utils.channel_groups import find_channel_groups
+from kd_det.pruning.channel_groups import find_channel_groups
 from kd_det.pruning.prune import (max_output_change, plan_pruning, prune_checkpoint,
                                   prune_detector)
 
@@ -205,7 +205,7 @@ def test_benchmark_prune_chain_prunes_each_seed_and_adds_rows(sparse_checkpoint,
 
 def test_pruning_refuses_an_activation_that_does_not_keep_zero():
     from kd_det.models.necks import SparseBiFPN
-    from kd_det.models.utils.channel_groups import neck_groups
+    from kd_det.pruning.channel_groups import neck_groups
 
     class Detector(torch.nn.Module):
         def __init__(self):

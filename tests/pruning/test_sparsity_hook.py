@@ -8,7 +8,7 @@ import torch
 from mmengine.logging import MessageHub
 
 from conftest import REPO_ROOT, tiny_run_options
-from kd_det.models.losses.group_lasso import group_lasso, group_lasso_prox, relu_l1_prox
+from kd_det.pruning.group_lasso import group_lasso, group_lasso_prox, relu_l1_prox
 from kd_det.pruning import SparsityHook
 from kd_det.pruning.importance import channel_rms
 

@@ -65,11 +65,16 @@ class DetectionDistill(SingleTeacherDistill):
             self.teacher.init_weights()
             load_teacher_checkpoint(self.teacher, teacher_ckpt)
 
-    def teacher_forward(self, batch_inputs: torch.Tensor) -> None:
-        """Run the teacher's backbone, neck and dense head; recorders capture the outputs."""
+    def teacher_forward(self, batch_inputs: torch.Tensor):
+        """Run the teacher's backbone, neck and dense head; recorders capture the outputs.
+
+        Returns:
+            The dense head's outputs (tuple of per-level lists), or None without a head.
+        """
         feats = self.teacher.extract_feat(batch_inputs)
-        if self.teacher_head is not None:
-            getattr(self.teacher, self.teacher_head)(feats)
+        if self.teacher_head is None:
+            return None
+        return getattr(self.teacher, self.teacher_head)(feats)
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
@@ -77,13 +82,25 @@ class DetectionDistill(SingleTeacherDistill):
         self.distiller.set_deliveries_override(False)
         with self.distiller.teacher_recorders, self.distiller.deliveries:
             with torch.set_grad_enabled(self.teacher_trainable):
-                self.teacher_forward(batch_inputs)
+                teacher_outs = self.teacher_forward(batch_inputs)
+        losses.update(self.prepare_batch(batch_inputs, data_samples, teacher_outs))
 
         self.distiller.set_deliveries_override(True)
         with self.distiller.student_recorders, self.distiller.deliveries:
-            student_losses = self.student(batch_inputs, data_samples, mode='loss')
+            student_losses = self.student_task_loss(batch_inputs, data_samples)
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
 
         losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
         return losses
+
+    def prepare_batch(self, batch_inputs: torch.Tensor, data_samples: list,
+                      teacher_outs) -> Dict[str, torch.Tensor]:
+        """Between the teacher and the student pass: may edit ``data_samples`` (e.g. give
+        unlabeled images pseudo GT); returns values to log (none here)."""
+        return {}
+
+    def student_task_loss(self, batch_inputs: torch.Tensor,
+                          data_samples: list) -> Dict[str, torch.Tensor]:
+        """The student's own detection loss (its recorders fire during this call)."""
+        return self.student(batch_inputs, data_samples, mode='loss')

@@ -3,7 +3,6 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.structures import BaseDataElement, InstanceData
-from mmrazor.models.utils import add_prefix
 from mmrazor.registry import MODELS
 
 from kd_det.datasets.semi_supervised import is_labeled
@@ -55,41 +54,26 @@ class SemiSupervisedDetectionDistill(DetectionDistill):
         super().train(mode)
         self.teacher.eval()
 
-    def teacher_forward(self, batch_inputs: torch.Tensor):
-        """Backbone, neck and dense head of the teacher; returns the head outputs (or None)."""
-        feats = self.teacher.extract_feat(batch_inputs)
-        if self.teacher_head is None:
-            return None
-        return getattr(self.teacher, self.teacher_head)(feats)
-
-    def loss(self, batch_inputs: torch.Tensor,
-             data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, torch.Tensor]:
-        losses = dict()
-        self.distiller.set_deliveries_override(False)
-        with self.distiller.teacher_recorders, self.distiller.deliveries:
-            with torch.no_grad():
-                teacher_outs = self.teacher_forward(batch_inputs)
-
+    def prepare_batch(self, batch_inputs: torch.Tensor, data_samples: list,
+                      teacher_outs) -> Dict[str, torch.Tensor]:
+        """Pseudo GT for the unlabeled images (with ``pseudo_label_thr``); logs how many
+        images count as labeled."""
         labeled = [is_labeled(sample) for sample in data_samples]
+        values = {}
         if self.pseudo_label_thr is not None and not all(labeled):
-            losses['pseudo_boxes_per_image'] = self._pseudo_label(teacher_outs, data_samples,
+            values['pseudo_boxes_per_image'] = self._pseudo_label(teacher_outs, data_samples,
                                                                   labeled)
             labeled = [True] * len(data_samples)
-        losses['labeled_images'] = torch.tensor(float(sum(labeled)), device=batch_inputs.device)
+        values['labeled_images'] = torch.tensor(float(sum(labeled)), device=batch_inputs.device)
+        return values
 
-        self.distiller.set_deliveries_override(True)
-        with self.distiller.student_recorders, self.distiller.deliveries:
-            student_losses = self._student_task_loss(batch_inputs, data_samples, labeled)
-        if self.calculate_student_loss:
-            losses.update(add_prefix(student_losses, 'student'))
-        losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
-        return losses
-
-    def _student_task_loss(self, batch_inputs: torch.Tensor, data_samples: list,
-                           labeled: List[bool]) -> Dict[str, torch.Tensor]:
-        """The student's detection loss on the labeled images; one student forward in all."""
-        if all(labeled):
-            return self.student(batch_inputs, data_samples, mode='loss')
+    def student_task_loss(self, batch_inputs: torch.Tensor,
+                          data_samples: list) -> Dict[str, torch.Tensor]:
+        """The student's detection loss on the labeled images (every image has GT with
+        pseudo-labels); one student forward in all."""
+        labeled = [is_labeled(sample) for sample in data_samples]
+        if self.pseudo_label_thr is not None or all(labeled):
+            return super().student_task_loss(batch_inputs, data_samples)
         from mmdet.models.detectors import SingleStageDetector
         from mmdet.models.utils import unpack_gt_instances
         if not isinstance(self.student, SingleStageDetector):
