@@ -6,7 +6,9 @@ Every run trains through ``tools/train.py`` in a subprocess (its log in the run'
 the benchmark measures exactly what a user runs. A run whose ``result.json`` exists is not run
 again, so an interrupted benchmark resumes where it stopped; a run another benchmark process
 claimed (:func:`kd_det.benchmark.runs.claim_run_dir`) or finished meanwhile is not trained
-twice. Distillation runs use the teacher trained with ``teacher_seed``, which trains first.
+twice. A run starts once the runs it needs have finished: distillation runs need the teacher
+trained with ``teacher_seed`` (or the ``teacher_from`` row of the same seed), fine-tunes the
+``init_from`` row of the same seed.
 """
 import json
 import os
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Dict, List, Optional, Sequence
 
 from kd_det.benchmark.reports import (add_gap_closed, markdown_table, paired_by_seed,
@@ -106,6 +108,26 @@ class Benchmark:
             raise RuntimeError('the teacher has not been trained yet')
         return result['checkpoint']
 
+    def method_named(self, name: str) -> Method:
+        return next(m for m in self.spec_methods + self.methods if m.name == name)
+
+    def dependencies(self, method: Method, seed: int) -> List[tuple]:
+        """(method, seed) runs whose checkpoints ``method`` at ``seed`` starts from."""
+        needs = []
+        if method.role == 'distill':
+            needs.append((self.method_named(method.teacher_from), seed) if method.teacher_from
+                         else (self.methods[0], self.teacher_seed))
+        if method.init_from:
+            needs.append((self.method_named(method.init_from), seed))
+        return needs
+
+    def _checkpoint_of(self, method: Method, seed: int, needed_by: Method) -> str:
+        result = self.result_of(method, seed)
+        if result is None:
+            raise RuntimeError(f'{needed_by.name!r} seed {seed} starts from {method.name!r} '
+                               f'seed {seed}, which has not been trained yet')
+        return result['checkpoint']
+
     def train_one(self, method: Method, seed: int) -> dict:
         work_dir = self.run_dir(method, seed)
         os.makedirs(work_dir, exist_ok=True)
@@ -113,7 +135,16 @@ class Benchmark:
         options.update(method.cfg_options)
         options['randomness.seed'] = seed
         if method.role == 'distill':
-            options['model.teacher_ckpt'] = self.teacher_checkpoint()
+            options['model.teacher_ckpt'] = self.teacher_checkpoint() if not \
+                method.teacher_from else self._checkpoint_of(
+                    self.method_named(method.teacher_from), seed, method)
+        if method.init_from:
+            start = self._checkpoint_of(self.method_named(method.init_from), seed, method)
+            if method.role == 'distill':  # the student inside the distillation algorithm
+                options['model.architecture.init_cfg.type'] = 'Pretrained'
+                options['model.architecture.init_cfg.checkpoint'] = start
+            else:
+                options['load_from'] = start
         cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), method.config,
                '--work-dir', work_dir, *self.train_args, '--cfg-options']
         cmd += [format_option(k, v) for k, v in options.items()]
@@ -138,13 +169,13 @@ class Benchmark:
         return result
 
     def run(self, jobs: int = 1) -> None:
-        """Train every planned run that has no result yet: the distillation teacher first, then
-        the rest in plan order, ``jobs`` at a time.
+        """Train every planned run that has no result yet, in plan order, ``jobs`` at a time,
+        each once the runs it starts from have finished (the distillation teacher first).
 
         With ``jobs > 1`` each training process gets ``cpus // jobs`` threads. A failed run is
-        reported and the independent runs go on (the failures are raised at the end), except
-        the distillation teacher's: nothing after it can run. A run another benchmark process
-        is training is skipped (run again to collect it).
+        reported and the independent runs go on (the failures are raised at the end); the runs
+        that need it are skipped. A run another benchmark process is training is skipped (run
+        again to collect it).
         """
         runs = self.planned_runs()
         todo = []
@@ -157,16 +188,50 @@ class Benchmark:
         if jobs > 1:
             os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
         progress = _Progress(len(runs))
-        teacher = self.methods[0]
-        if todo and todo[0][1] is teacher and todo[0][2] == self.teacher_seed:
-            failure = self._train_reporting(*todo.pop(0), progress)
-            if failure is not None:
-                raise RuntimeError(f'1 run(s) failed; first: {failure}')
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            outcomes = list(pool.map(lambda item: self._train_reporting(*item, progress), todo))
-        failures = [failure for failure in outcomes if failure is not None]
+        failures = self._run_when_ready(todo, jobs, progress)
         if failures:
             raise RuntimeError(f'{len(failures)} run(s) failed; first: {failures[0]}')
+
+    def _run_when_ready(self, todo: List[tuple], jobs: int,
+                        progress: '_Progress') -> List[Exception]:
+        """Train ``todo`` (``(index, method, seed)``), ``jobs`` at a time, each once the runs
+        it depends on (:meth:`dependencies`) have results; a run whose dependency failed or
+        cannot run is reported and skipped. Returns the failures."""
+        failures: List[Exception] = []
+        pending, running, failed = list(todo), {}, set()
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            while pending or running:
+                planned = {(m.name, s) for _, m, s in pending} | set(running.values())
+                for item in list(pending):
+                    needs = self.dependencies(item[1], item[2])
+                    blocked = [(m.name, s) for m, s in needs if (m.name, s) in failed or (
+                        (m.name, s) not in planned and self.result_of(m, s) is None)]
+                    if blocked:
+                        pending.remove(item)
+                        failed.add((item[1].name, item[2]))
+                        progress.say(f'{progress.prefix(*item)}: skipped, it needs '
+                                     f'{blocked[0][0]!r} seed {blocked[0][1]}, which failed '
+                                     'or is not planned')
+                        failures.append(RuntimeError(f'{item[1].name} seed {item[2]}: '
+                                                     f'needs {blocked[0]}'))
+                    elif len(running) < max(1, jobs) and all(
+                            self.result_of(m, s) is not None for m, s in needs):
+                        pending.remove(item)
+                        future = pool.submit(self._train_reporting, *item, progress)
+                        running[future] = (item[1].name, item[2])
+                if not running:
+                    if pending:  # nothing could start: the rows need each other
+                        raise BenchmarkSpecError(
+                            'init_from/teacher_from rows need each other in a circle: ' +
+                            ', '.join(f'{m.name!r} seed {s}' for _, m, s in pending))
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = running.pop(future)
+                    if future.result() is not None:
+                        failures.append(future.result())
+                        failed.add(key)
+        return failures
 
     def _train_reporting(self, index: int, method: Method, seed: int,
                          progress: '_Progress') -> Optional[Exception]:
@@ -231,8 +296,13 @@ class Benchmark:
             for method in unmeasured:
                 result = self.result_of(method, self.seeds[0]) or self.result_of(
                     method, self.teacher_seed)
-                students[method.name] = (method.config, result['checkpoint'] if result else None,
-                                         self._merged_options(method))
+                if result and result.get('deploy_config'):  # a run that pruned itself
+                    students[method.name] = (result['deploy_config'],
+                                             result['deploy_checkpoint'], {})
+                else:
+                    students[method.name] = (method.config,
+                                             result['checkpoint'] if result else None,
+                                             self._merged_options(method))
             cache.update(measure_deployment(students, osp.join(self.work_root, 'onnx'),
                                             self.input_shape, latency_repeats))
         # side by side or not at all: a new method re-measures every method's step

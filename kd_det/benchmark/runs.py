@@ -67,7 +67,8 @@ def claim_run_dir(work_dir: str):
 
 
 def collect_run_result(work_dir: str) -> dict:
-    """Final COCO metrics (in %), the checkpoint and the median training step time of a run."""
+    """Final COCO metrics (in %), the checkpoint and the median training step time of a run,
+    and the pruned model (``deploy_config``/``deploy_checkpoint``) if the run wrote one."""
     scalars = sorted(
         (osp.join(root, name) for root, _, files in os.walk(work_dir) for name in files
          if name == 'scalars.json'), key=osp.getmtime)
@@ -91,6 +92,12 @@ def collect_run_result(work_dir: str) -> dict:
     steady = step_times[1:] or step_times
     result['step_time_s'] = statistics.median(steady) if steady else float('nan')
     result['checkpoint'] = checkpoint
+    # a run that pruned itself (FisherPruningHook) leaves the smaller plain model here: the
+    # network to measure and deploy
+    pruned = osp.join(work_dir, 'pruned')
+    if osp.isfile(osp.join(pruned, 'pruned.py')) and osp.isfile(osp.join(pruned, 'pruned.pth')):
+        result['deploy_config'] = osp.join(pruned, 'pruned.py')
+        result['deploy_checkpoint'] = osp.join(pruned, 'pruned.pth')
     return result
 
 

@@ -36,6 +36,12 @@ class Method:
     seeds: Optional[Sequence[int]] = None
     # an ablation row's reference: the row it changes, compared with it paired by seed
     ablation_of: Optional[str] = None
+    # a row whose checkpoint of the same seed this row starts from (a fine-tune): load_from,
+    # or the student's init_cfg in a distillation config
+    init_from: Optional[str] = None
+    # a row whose checkpoint of the same seed is this distillation row's teacher (instead of
+    # the spec's teacher at teacher_seed), e.g. the unpruned model for a pruned student
+    teacher_from: Optional[str] = None
 
     @property
     def slug(self) -> str:
@@ -52,7 +58,8 @@ def load_methods(spec) -> List[Method]:
     methods = [Method(spec.teacher['name'], spec.teacher['config'], 'teacher',
                       dict(spec.teacher.get('cfg_options', {}))),
                Method(spec.student['name'], spec.student['config'], 'student',
-                      dict(spec.student.get('cfg_options', {})))]
+                      dict(spec.student.get('cfg_options', {})),
+                      init_from=spec.student.get('init_from'))]
     for item in spec.get('methods', []):
         # role 'student' for a method that trains without the teacher (e.g. another neck)
         role = item.get('role', 'distill')
@@ -60,8 +67,9 @@ def load_methods(spec) -> List[Method]:
         if gap_between is None and role == 'distill':
             gap_between = (methods[1].name, methods[0].name)
         methods.append(Method(item['name'], item['config'], role,
-                              dict(item.get('cfg_options', {})), gap_between,
-                              item.get('seeds'), item.get('ablation_of')))
+                              dict(item.get('cfg_options', {})), gap_between or None,
+                              item.get('seeds'), item.get('ablation_of'),
+                              item.get('init_from'), item.get('teacher_from')))
     return methods
 
 
@@ -72,8 +80,10 @@ class BenchmarkSpecError(ValueError):
 
 SPEC_KEYS = ('work_root', 'teacher', 'student', 'methods', 'seeds', 'teacher_seed',
              'teacher_seeds', 'input_shape', 'paired_reference', 'prune')
-BASELINE_KEYS = ('name', 'config', 'cfg_options')  # the teacher and the student rows
-METHOD_KEYS = ('name', 'config', 'role', 'cfg_options', 'gap_between', 'seeds', 'ablation_of')
+TEACHER_KEYS = ('name', 'config', 'cfg_options')
+STUDENT_KEYS = ('name', 'config', 'cfg_options', 'init_from')
+METHOD_KEYS = ('name', 'config', 'role', 'cfg_options', 'gap_between', 'seeds', 'ablation_of',
+               'init_from', 'teacher_from')
 METHOD_ROLES = ('distill', 'student')
 
 
@@ -83,8 +93,8 @@ def check_spec(spec) -> None:
     Each row (``teacher``, ``student``, ``methods[i]``) is a dict with a non-empty ``name`` and
     a ``config`` file that exists (relative paths from the current directory), and no keys
     beyond those a row takes (a misspelt key gets the closest one suggested); seeds are ints;
-    ``gap_between``, ``ablation_of``, ``paired_reference`` and ``prune.source`` name rows of
-    the spec. Top-level names outside the spec's keys are helper variables and allowed, unless
+    ``gap_between``, ``ablation_of``, ``init_from``, ``teacher_from``, ``paired_reference``
+    and ``prune.source`` name rows of the spec. Top-level names outside the spec's keys are helper variables and allowed, unless
     one is a near miss of a spec key (``seed`` for ``seeds``).
 
     Raises:
@@ -98,11 +108,11 @@ def check_spec(spec) -> None:
             problems.append(f'{key!r} is not a spec key; did you mean {close!r}? (a helper '
                             'variable this close to a spec key is refused: rename it)')
     rows = []
-    for role in ('teacher', 'student'):
+    for role, keys in (('teacher', TEACHER_KEYS), ('student', STUDENT_KEYS)):
         if role not in spec:
             problems.append(f'no {role} row; add {role} = dict(name=..., config=...)')
         else:
-            rows.append((role, spec[role], BASELINE_KEYS))
+            rows.append((role, spec[role], keys))
     methods = spec.get('methods', [])
     if not isinstance(methods, (list, tuple)):
         problems.append(f'methods must be a list of dict(name=..., config=...), got '
@@ -171,9 +181,11 @@ def _row_problems(row: dict, allowed: Sequence[str]) -> List[str]:
                         f"{{'model.distiller.loss_fg_weight': 4.0}}, got {describe(options)}")
     gap_between = row.get('gap_between')
     if gap_between is not None and (not isinstance(gap_between, (list, tuple)) or
-                                    len(gap_between) != 2):
-        problems.append(f'gap_between must be two row names (lower, upper), got '
-                        f'{describe(gap_between)}')
+                                    len(gap_between) not in (0, 2)):
+        problems.append(f'gap_between must be two row names (lower, upper), or () for no gap '
+                        f'column, got {describe(gap_between)}')
+    if row.get('teacher_from') is not None and row.get('role', 'distill') != 'distill':
+        problems.append("teacher_from is for distillation rows (role='distill')")
     if 'seeds' in row:
         problems += _seed_list_problems('seeds', row['seeds'])
     return problems
@@ -193,6 +205,13 @@ def _reference_problems(spec, rows: List[tuple], names: List[str]) -> List[str]:
                             'changes')
         elif ablation_of is not None:
             references.append((f'{label}: ablation_of', ablation_of))
+        for key in ('init_from', 'teacher_from'):
+            source = row.get(key)
+            if source is not None and source == row.get('name'):
+                problems.append(f'{label}: {key} names the row itself; name the row whose '
+                                'checkpoint it uses')
+            elif source is not None:
+                references.append((f'{label}: {key}', source))
     if spec.get('paired_reference') is not None:
         references.append(('paired_reference', spec.paired_reference))
     prune = spec.get('prune')

@@ -15,7 +15,11 @@ Covered (``families``):
 - ``'neck'``: a :class:`~kd_det.models.necks.SparseBiFPN`. Its additions tie every
   ``out_channels``-wide tensor into one group, which also ties the input channels of the head's
   first convs (found by tracing a forward, so RetinaNet, FCOS, GFL, ATSS... heads work); pruned
-  by setting ``neck.out_channels`` and ``bbox_head.in_channels``.
+  by setting ``neck.out_channels`` and ``bbox_head.in_channels``. Or mmdet's ``FPN`` of a
+  one-stage detector: two groups, ``'neck.laterals'`` (the lateral convs' outputs, tied across
+  levels by the top-down additions, read by the output convs) and ``'neck.outputs'`` (the
+  output and extra convs, read by the head); one ``out_channels`` sets both, so they keep the
+  same count.
 - ``'head'``: each stacked conv of a dense head's ``cls_convs``/``reg_convs`` (no norm or BN;
   GroupNorm heads such as FCOS/GFL's defaults are skipped: removing channels changes the groups'
   statistics); one config value ``bbox_head.feat_channels`` sets them all, so every head group
@@ -25,7 +29,8 @@ Covered (``families``):
   as ``SlimMobileNetV2.mid_channels``.
 
 Not covered: block output channels of the backbone (tied across residual additions and to the
-neck's laterals), other backbones, FPN/PAFPN necks, two-stage detectors' RoI heads.
+neck's laterals), other backbones, PAFPN and other necks, the FPN of two-stage detectors (RoI
+heads read it with RoIAlign), two-stage detectors' RoI heads.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Sequence, Tuple
@@ -179,9 +184,52 @@ def _reader_slices(detector: nn.Module, names: Sequence[str]) -> List[Tuple[str,
     return slices
 
 
+NECK_CONFIG_KEYS = ('model.neck.out_channels', 'model.bbox_head.in_channels')
+
+
+def _head_reader_slices(detector: nn.Module) -> List[Tuple[str, int]]:
+    """Input-channel slices of the head convs that read the neck's outputs."""
+    head_readers = trace_conv_readers(detector, 'bbox_head', {'neck': detector.neck})['neck']
+    if not head_readers:
+        raise ValueError('no conv of bbox_head reads the neck outputs; cannot prune the neck')
+    return _reader_slices(detector, head_readers)
+
+
+def fpn_groups(detector: nn.Module) -> List[ChannelGroup]:
+    """The lateral and the output channel groups of mmdet's FPN (see the module docstring)."""
+    neck = detector.neck
+    if getattr(detector, 'roi_head', None) is not None or getattr(detector, 'bbox_head',
+                                                                  None) is None:
+        return []
+    levels = len(neck.lateral_convs)
+    extras = range(levels, len(neck.fpn_convs))
+    # (group, producers, convs reading the group's channels)
+    layout = [('laterals', 'lateral_convs', [f'fpn_convs.{i}' for i in range(levels)]),
+              ('outputs', 'fpn_convs', [f'fpn_convs.{i}' for i in extras[1:]])]
+    if extras and neck.add_extra_convs in ('on_lateral', 'on_output'):
+        layout[neck.add_extra_convs == 'on_output'][2].append(f'fpn_convs.{levels}')
+    groups = []
+    for name, producers, readers in layout:
+        scales, slices = [], []
+        for i, module in enumerate(getattr(neck, producers)):
+            part_scales, part_slices = _conv_module_producer(f'neck.{producers}.{i}', module)
+            scales += part_scales
+            slices += part_slices
+        slices += [(f'neck.{reader}.conv.weight', 1) for reader in readers]
+        if name == 'outputs':
+            slices += _head_reader_slices(detector)
+        groups.append(ChannelGroup(f'neck.{name}', 'neck', neck.out_channels, scales, slices,
+                                   NECK_CONFIG_KEYS))
+    return groups
+
+
 def neck_groups(detector: nn.Module) -> List[ChannelGroup]:
+    from mmdet.models.necks import FPN
+
     from kd_det.models.necks import SparseBiFPN
     neck = getattr(detector, 'neck', None)
+    if type(neck) is FPN:  # subclasses (PAFPN, ...) add paths these groups do not cover
+        return fpn_groups(detector)
     if not isinstance(neck, SparseBiFPN):
         return []
     if getattr(detector, 'roi_head', None) is not None:
@@ -197,12 +245,8 @@ def neck_groups(detector: nn.Module) -> List[ChannelGroup]:
         elif isinstance(module, nn.Conv2d):
             slices.append((f'neck.{name}.weight', 0))
     slices += [(f'neck.{name}.weight', 1) for name in neck.pyramid_input_convs()]
-    head_readers = trace_conv_readers(detector, 'bbox_head', {'neck': neck})['neck']
-    if not head_readers:
-        raise ValueError('no conv of bbox_head reads the neck outputs; cannot prune the neck')
-    slices += _reader_slices(detector, head_readers)
-    return [ChannelGroup('neck', 'neck', neck.out_channels, scales, slices,
-                         ('model.neck.out_channels', 'model.bbox_head.in_channels'))]
+    slices += _head_reader_slices(detector)
+    return [ChannelGroup('neck', 'neck', neck.out_channels, scales, slices, NECK_CONFIG_KEYS)]
 
 
 def head_groups(detector: nn.Module) -> List[ChannelGroup]:

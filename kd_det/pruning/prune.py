@@ -228,9 +228,17 @@ def max_output_change(before: nn.Module, after: nn.Module,
     return max(float((a - b).abs().max()) for a, b in zip(outs_before, outs_after))
 
 
-def _without_sparsity_hook(cfg: Config) -> None:
-    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'SparsityHook']
-    cfg.custom_hooks = hooks
+PRUNING_HOOKS = ('SparsityHook', 'FisherPruningHook')
+
+
+def _without_pruning_hooks(cfg: Config) -> None:
+    """The pruned model fine-tunes as it is: no sparsity or pruning hook, no init from the
+    unpruned weights (``load_from`` gives the pruned ones)."""
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') not in
+                        PRUNING_HOOKS]
+    init_cfg = cfg.model.get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        cfg.model.pop('init_cfg')
 
 
 def prune_checkpoint(config: str, checkpoint: str, out_dir: str, ratio: Optional[float] = None,
@@ -291,7 +299,7 @@ def prune_checkpoint(config: str, checkpoint: str, out_dir: str, ratio: Optional
     new_cfg.load_from = out_ckpt
     new_cfg.resume = False
     new_cfg.pop('work_dir', None)
-    _without_sparsity_hook(new_cfg)
+    _without_pruning_hooks(new_cfg)
     new_cfg.dump(out_cfg)
     with open(out_cfg) as f:
         body = f.read()

@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 import re
+import subprocess
 import sys
 
 import pytest
@@ -159,7 +160,7 @@ def test_reports_are_written_and_finished_runs_are_not_rerun(tmp_path, monkeypat
     assert osp.isfile(bench.write_reports(rows)['plot'])
 
 
-def test_the_teacher_trains_alone_first_then_the_rest_in_parallel(tmp_path, monkeypatch):
+def test_the_teacher_starts_first_and_distillation_waits_for_it(tmp_path, monkeypatch):
     import threading
     import time
     bench = Benchmark(make_spec(str(tmp_path)))
@@ -178,25 +179,86 @@ def test_the_teacher_trains_alone_first_then_the_rest_in_parallel(tmp_path, monk
 
     monkeypatch.setattr(bench, 'train_one', fake_train)
     bench.run(jobs=2)
-    assert events[:2] == [('start', 'teacher', 0), ('end', 'teacher', 0, 0)]
+    assert events[0] == ('start', 'teacher', 0)
+    teacher_end = next(i for i, e in enumerate(events) if e[:3] == ('end', 'teacher', 0))
+    first_distill = min(i for i, e in enumerate(events) if e[:2] == ('start', 'distilled'))
+    assert teacher_end < first_distill  # distillation needs the trained teacher
+    # the student does not need the teacher: it trains alongside
+    assert events[1] == ('start', 'student', 0)
     assert sorted(e[1:3] for e in events if e[0] == 'start') == [
         ('distilled', 0), ('distilled', 1), ('student', 0), ('student', 1), ('teacher', 0)]
-    assert any(e[0] == 'end' and e[3] > 0 for e in events[2:])  # two at a time after it
+    assert any(e[0] == 'end' and e[3] > 0 for e in events)  # two at a time
 
 
-def test_a_failed_teacher_stops_the_benchmark(tmp_path, monkeypatch, capsys):
+def test_fine_tune_rows_start_from_the_same_seed_and_wait_for_it(tmp_path, monkeypatch):
+    spec = make_spec(str(tmp_path))
+    spec.methods = [dict(name='distilled', config=spec.methods[0]['config']),
+                    dict(name='fine-tuned', role='student', config=spec.student['config'],
+                         init_from='student'),
+                    dict(name='self-distilled', config=spec.methods[0]['config'],
+                         init_from='student', teacher_from='fine-tuned')]
+    bench = Benchmark(spec)
+    order, commands = [], {}
+
+    def fake_run(cmd, stdout, stderr):
+        work_dir = cmd[cmd.index('--work-dir') + 1]
+        name = next(m.name for m in bench.methods
+                    if m.slug == osp.basename(osp.dirname(work_dir)))
+        seed = int(work_dir.rsplit('seed', 1)[1])
+        order.append((name, seed))
+        commands[(name, seed)] = cmd
+        return subprocess.CompletedProcess(cmd, 0)
+
+    def fake_collect(work_dir):
+        return dict(mAP=25.0, AP50=40.0, APs=20.0, APm=30.0, APl=40.0, step_time_s=0.1,
+                    checkpoint=osp.join(work_dir, 'epoch_8.pth'))
+
+    monkeypatch.setattr('kd_det.benchmark.runner.subprocess.run', fake_run)
+    monkeypatch.setattr('kd_det.benchmark.runner.collect_run_result', fake_collect)
+    bench.run(jobs=2)
+    for seed in (0, 1):
+        assert order.index(('student', seed)) < order.index(('fine-tuned', seed))
+        assert order.index(('fine-tuned', seed)) < order.index(('self-distilled', seed))
+        student_ckpt = osp.join(bench.run_dir(bench.method_named('student'), seed),
+                                'epoch_8.pth')
+        assert f'load_from={student_ckpt}' in commands[('fine-tuned', seed)]
+        distill = commands[('self-distilled', seed)]
+        assert f'model.architecture.init_cfg.checkpoint={student_ckpt}' in distill
+        teacher_ckpt = osp.join(bench.run_dir(bench.method_named('fine-tuned'), seed),
+                                'epoch_8.pth')
+        assert f'model.teacher_ckpt={teacher_ckpt}' in distill
+
+
+def test_rows_that_need_each_other_are_refused(tmp_path):
+    spec = make_spec(str(tmp_path))
+    spec.methods = [dict(name='a', role='student', config=spec.student['config'], init_from='b'),
+                    dict(name='b', role='student', config=spec.student['config'], init_from='a')]
+    bench = Benchmark(spec)
+    write_result(bench, 'teacher', 0, 40.0)
+    for seed in (0, 1):
+        write_result(bench, 'student', seed, 25.0)
+    with pytest.raises(BenchmarkSpecError, match="rows need each other in a circle: 'a' seed 0"):
+        bench.run(jobs=1)
+
+
+def test_a_failed_teacher_skips_the_distillation_runs(tmp_path, monkeypatch, capsys):
     bench = Benchmark(make_spec(str(tmp_path)))
     trained = []
 
     def failing_teacher(method, seed):
         trained.append(method.name)
-        raise RuntimeError('training teacher (seed 0) failed with exit code 1')
+        if method.name == 'teacher':
+            raise RuntimeError('training teacher (seed 0) failed with exit code 1')
+        write_result(bench, method.name, seed, 25.0)
+        return bench.result_of(method, seed)
 
     monkeypatch.setattr(bench, 'train_one', failing_teacher)
-    with pytest.raises(RuntimeError, match='1 run\\(s\\) failed; first: training teacher'):
+    with pytest.raises(RuntimeError, match='3 run\\(s\\) failed; first: training teacher'):
         bench.run(jobs=2)
-    assert trained == ['teacher']
-    assert 'teacher seed 0: FAILED' in capsys.readouterr().out
+    assert sorted(trained) == ['student', 'student', 'teacher']  # the student needs no teacher
+    out = capsys.readouterr().out
+    assert 'teacher seed 0: FAILED' in out
+    assert "distilled seed 1: skipped, it needs 'teacher' seed 0, which failed" in out
 
 
 def test_a_failed_run_does_not_stop_independent_runs(tmp_path, monkeypatch, capsys):
@@ -412,7 +474,7 @@ BAD_SPECS = {
     'misspelt method key': (
         dict(methods=[_row(seed=[0])]),
         ["methods[0] ('distilled'): unknown key 'seed'; did you mean 'seeds'? a row takes name, "
-         'config, role, cfg_options, gap_between, seeds, ablation_of']),
+         'config, role, cfg_options, gap_between, seeds, ablation_of, init_from, teacher_from']),
     'misspelt teacher key': (
         dict(teacher=dict(name='teacher', config=osp.join(REPO_ROOT, TEACHER), cfg_option={})),
         ["teacher ('teacher'): unknown key 'cfg_option'; did you mean 'cfg_options'? a row takes "
@@ -481,7 +543,7 @@ def test_every_mistake_of_a_spec_is_listed_at_once(tmp_path):
         "  - methods[0] ('distilled'): no 'config'; add config='configs/...py' (the config it "
         'trains)',
         "  - methods[1] ('other'): unknown key 'confg'; did you mean 'config'? a row takes name, "
-        'config, role, cfg_options, gap_between, seeds, ablation_of',
+        'config, role, cfg_options, gap_between, seeds, ablation_of, init_from, teacher_from',
         "  - seeds must be a non-empty list of ints >= 0, e.g. [0, 1, 2], got [0, 'one'] (list)"]
 
 
