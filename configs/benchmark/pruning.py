@@ -4,22 +4,22 @@
 # same seed (`init_from`), pruned or not. Params, FLOPs and latency of a pruned row are those of
 # the physically smaller network the run writes (<run dir>/pruned/pruned.py + pruned.pth).
 work_root = 'work_dirs/benchmark/pruning'
-_student_config = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
-_unpruned = 'student: RetinaNet MNv2-0.5 FPN-64 (8e)'
+STUDENT_CONFIG = 'configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
+UNPRUNED = 'student: RetinaNet MNv2-0.5 FPN-64 (8e)'
 # the 8-epoch student fills the 'teacher' slot: it trains first, for every seed, and the
 # fine-tunes start from it (and the distilled one learns from it)
-teacher = dict(name=_unpruned, config=_student_config)
-student = dict(name='+ 4e fine-tune, not pruned (reference)', init_from=_unpruned,
+teacher = dict(name=UNPRUNED, config=STUDENT_CONFIG)
+student = dict(name='+ 4e fine-tune, not pruned (reference)', init_from=UNPRUNED,
                config='configs/pruning/retinanet_mnv2-w05-fpn64_finetune4e_embedded.py')
 methods = [
-    dict(name='kd_det Fisher pruning to 50 % FLOPs (4e)', role='student', init_from=_unpruned,
+    dict(name='kd_det Fisher pruning to 50 % FLOPs (4e)', role='student', init_from=UNPRUNED,
          config='configs/pruning/fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
     dict(name='kd_det Fisher pruning to 50 % + DecoupledCosine from the unpruned (4e)',
-         init_from=_unpruned, teacher_from=_unpruned, gap_between=(),
+         init_from=UNPRUNED, teacher_from=UNPRUNED, gap_between=(),
          config='configs/pruning/fisher_dcd_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
     # what the distillation alone gives, without pruning: the fair reference of the row above
-    dict(name='+ 4e DecoupledCosine from the unpruned, not pruned', init_from=_unpruned,
-         teacher_from=_unpruned, gap_between=(),
+    dict(name='+ 4e DecoupledCosine from the unpruned, not pruned', init_from=UNPRUNED,
+         teacher_from=UNPRUNED, gap_between=(),
          config='configs/pruning/dcd_retinanet_mnv2-w05-fpn64_finetune4e_embedded.py'),
 ]
 paired_reference = '+ 4e fine-tune, not pruned (reference)'
