@@ -138,3 +138,34 @@ def test_neck_in_stock_detectors(config):
     # P3 (stride 8) .. P7 of a 96 x 128 input
     assert [tuple(f.shape[2:]) for f in feats] == [(12, 16), (6, 8), (3, 4), (2, 2), (1, 1)]
     assert all(f.shape[1] == 64 for f in feats)
+
+
+def test_eager_inference_fast_paths_give_the_training_path_results():
+    from kd_det.models.necks.sparse_bifpn import max_pool_3x3_s2
+    for shape in ((1, 64, 20, 20), (2, 8, 5, 7), (1, 3, 1, 1)):
+        x = torch.randn(shape)
+        assert torch.equal(max_pool_3x3_s2(x), torch.nn.functional.max_pool2d(x, 3, 2, 1))
+        assert max_pool_3x3_s2(x).is_contiguous()  # NCHW again for the next op
+    torch.manual_seed(0)
+    neck = SparseBiFPN([16, 48, 160], 32, num_outs=5, num_repeats=2).eval()
+    for node in neck.modules():
+        if hasattr(node, 'fusion_weight'):
+            node.fusion_weight.data.uniform_(-0.5, 2.0)  # some edges off (negative weight)
+    feats = _features([16, 48, 160], 160, 160, 3)
+    with torch.no_grad():  # eval + no grad: scalar fusion
+        fast = neck(feats)
+    with torch.enable_grad():  # the differentiable fusion of training
+        slow = neck(feats)
+    for a, b in zip(fast, slow):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_onnx_export_keeps_one_maxpool_per_downsampling(tmp_path):
+    import onnx
+    neck = SparseBiFPN([16, 48, 160], 32, num_outs=5, num_repeats=1).eval()
+    feats = tuple(_features([16, 48, 160], 160, 160, 3))
+    path = str(tmp_path / 'neck.onnx')
+    torch.onnx.export(neck, (feats, ), path, opset_version=11, dynamo=False)
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    # 2 extra levels, 4 bottom-up downsamplings: one MaxPool each, no channels-last transposes
+    assert ops.count('MaxPool') == 6 and 'Transpose' not in ops
