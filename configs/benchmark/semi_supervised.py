@@ -14,14 +14,29 @@ teacher = dict(name='teacher on 10% labels: RetinaNet MNv2-1.0 FPN-128 (800 it)'
 student = dict(name='10% labels: student alone (800 it)',
                config='configs/confidence_soft_label/'
                'retinanet_mnv2-w05-fpn64_800it_embedded_labeled10.py')
+CSL_DIR = 'configs/confidence_soft_label'
+PSEUDO = '10% labels: + hard pseudo-labels of the 10%-teacher (thr 0.5)'
+CSL = '10% labels: kd_det ConfidenceSoftLabel v2 + the unlabeled 90%'
+CSL_ROUND2 = '10% labels: ConfidenceSoftLabel v2, round 2 (teacher: round-1 student)'
 methods = [
-    dict(name='10% labels: + hard pseudo-labels of the 10%-teacher (thr 0.5)',
-         config='configs/confidence_soft_label/'
-         'pseudo_label_retinanet_mnv2_800it_embedded_semi10.py'),
-    dict(name='10% labels: kd_det ConfidenceSoftLabel v2 + the unlabeled 90%',
-         config='configs/confidence_soft_label/csl_retinanet_mnv2_800it_embedded_semi10.py'),
+    dict(name=PSEUDO, config=f'{CSL_DIR}/pseudo_label_retinanet_mnv2_800it_embedded_semi10.py'),
+    dict(name=CSL, config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10.py'),
+    # what the hard-sample weights (teacher reliability x student discrepancy) do
+    dict(name='10% labels: ConfidenceSoftLabel v2 without hard-sample weights',
+         config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10.py',
+         cfg_options={'model.distiller.hard_weighting': False}, ablation_of=CSL),
+    # iterative: each round's student is the next round's teacher (same seed, teacher_from);
+    # every round trains a new student for the same 800 iterations
+    dict(name='10% labels: hard pseudo-labels, round 2 (teacher: round-1 student)',
+         teacher_from=PSEUDO, gap_between=(),
+         config=f'{CSL_DIR}/pseudo_label_retinanet_mnv2_800it_embedded_semi10_next_round.py'),
+    dict(name=CSL_ROUND2, teacher_from=CSL, gap_between=(),
+         config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10_next_round.py'),
+    dict(name='10% labels: ConfidenceSoftLabel v2, round 3 (teacher: round-2 student)',
+         teacher_from=CSL_ROUND2, gap_between=(),
+         config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10_next_round.py'),
 ]
-paired_reference = '10% labels: + hard pseudo-labels of the 10%-teacher (thr 0.5)'
+paired_reference = PSEUDO
 seeds = [0, 1, 2]
 teacher_seed = 0
 teacher_seeds = [0]

@@ -248,18 +248,45 @@ def load_state_dict_strict(model: nn.Module, checkpoint_path: str, role: str = '
         The loaded checkpoint dict (for its ``meta``).
     """
     checkpoint = load_checkpoint_file(checkpoint_path, map_location='cpu')
-    state = state_dict_of(checkpoint)
+    _load_strict(model, state_dict_of(checkpoint), checkpoint_path, role)
+    return checkpoint
+
+
+def _load_strict(model: nn.Module, state: Dict[str, torch.Tensor], checkpoint_path: str,
+                 role: str) -> None:
     missing, unexpected, shape_errors = state_dict_mismatch(model, state)
     if missing or unexpected or shape_errors:
         raise CheckpointMismatchError(mismatch_message(model, checkpoint_path, role, missing,
                                                        unexpected, shape_errors))
     model.load_state_dict(state, strict=True)
-    return checkpoint
+
+
+DISTILLED_STUDENT_PREFIX = 'architecture.'
 
 
 def load_teacher_checkpoint(teacher: nn.Module, checkpoint_path: Optional[str]) -> dict:
-    """Strictly load a teacher checkpoint (see :func:`load_state_dict_strict`)."""
-    return load_state_dict_strict(teacher, checkpoint_path, role='teacher')
+    """Strictly load a teacher checkpoint (see :func:`load_state_dict_strict`).
+
+    The checkpoint of a *distillation* run (keys ``architecture.*``, ``teacher.*``, ...) gives
+    its student: iterative distillation, where last round's student teaches the next one.
+    """
+    checkpoint = load_checkpoint_file(checkpoint_path, map_location='cpu')
+    state = teacher_state_dict(state_dict_of(checkpoint))
+    if state is not state_dict_of(checkpoint):
+        from mmengine.logging import print_log
+        print_log(f'teacher_ckpt {checkpoint_path} is a distillation checkpoint: the teacher is '
+                  'its student (architecture.*)', logger='current')
+    _load_strict(teacher, state, checkpoint_path, 'teacher')
+    return checkpoint
+
+
+def teacher_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``state`` itself, or the student's weights (prefix removed) if it is a distillation
+    checkpoint's."""
+    if not any(key.startswith(DISTILLED_STUDENT_PREFIX) for key in state):
+        return state
+    return {key[len(DISTILLED_STUDENT_PREFIX):]: value for key, value in state.items()
+            if key.startswith(DISTILLED_STUDENT_PREFIX)}
 
 
 def is_complete_checkpoint(filename: str) -> bool:

@@ -113,6 +113,25 @@ def test_two_stage_checkpoint_for_one_stage_teacher_is_named(tmp_path):
         load_teacher_checkpoint(teacher, path)
 
 
+def test_a_distillation_checkpoint_teaches_with_its_student(tmp_path):
+    """Iterative distillation: last round's distillation checkpoint is the next teacher."""
+    import torch
+    from mmdet.registry import MODELS
+
+    from kd_det.apis.runner import load_config
+    from kd_det.utils.checkpoint import load_teacher_checkpoint
+    cfg = dict(load_config(TEACHER_CONFIG).model, _scope_='mmdet')
+    student, other = MODELS.build(cfg), MODELS.build(cfg)
+    state = {f'architecture.{k}': v for k, v in student.state_dict().items()}
+    state.update({f'teacher.{k}': torch.zeros_like(v) for k, v in other.state_dict().items()})
+    path = str(tmp_path / 'distill_iter_800.pth')
+    torch.save(dict(state_dict=state), path)
+    teacher = MODELS.build(cfg)
+    load_teacher_checkpoint(teacher, path)
+    for key, value in student.state_dict().items():
+        assert torch.equal(teacher.state_dict()[key], value), key
+
+
 # ---- classes -----------------------------------------------------------------------------------
 def test_teacher_with_another_class_count(tiny_data, teacher_ckpt, tmp_path):
     teacher_cfg = child_config(tmp_path, TEACHER_CONFIG,
