@@ -10,10 +10,17 @@ teacher = dict(name='teacher: RetinaNet MNv2-1.0 FPN-128 (16e)',
                config='configs/embedded/retinanet_mnv2-w1-fpn128_16e_embedded_teacher.py')
 student = dict(name=STUDENT, config='configs/embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py')
 REFERENCE = '+ 4e fine-tune, not pruned (reference)'
+FISHER = 'kd_det Fisher pruning to 50 % FLOPs (4e)'
+FISHER_DCD_TEACHER = 'kd_det Fisher pruning to 50 % + DecoupledCosine from the teacher (4e)'
+CUBIC_200 = {'custom_hooks.0.schedule': 'cubic', 'custom_hooks.0.end': 200}
 methods = [
     dict(name=REFERENCE, role='student', init_from=STUDENT,
          config='configs/pruning/retinanet_mnv2-w05-fpn64_finetune4e_embedded.py'),
-    dict(name='kd_det Fisher pruning to 50 % FLOPs (4e)', role='student', init_from=STUDENT,
+    dict(name=FISHER, role='student', init_from=STUDENT,
+         config='configs/pruning/fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
+    # the first schedule tried: cubic, target reached at iteration 200 (one seed)
+    dict(name='kd_det Fisher pruning, cubic schedule to iteration 200', role='student',
+         init_from=STUDENT, seeds=[0], ablation_of=FISHER, cfg_options=CUBIC_200,
          config='configs/pruning/fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
     # distilled from the student's own unpruned 8-epoch model (teacher_from, same seed); one
     # seed: that teacher is weaker than what the fine-tune reaches, and holds the student back
@@ -24,8 +31,11 @@ methods = [
          teacher_from=STUDENT, gap_between=(), seeds=[0],
          config='configs/pruning/dcd_retinanet_mnv2-w05-fpn64_finetune4e_embedded.py'),
     # distilled from the embedded teacher (seed 0), as a user with a teacher would
-    dict(name='kd_det Fisher pruning to 50 % + DecoupledCosine from the teacher (4e)',
-         init_from=STUDENT, gap_between=(),
+    dict(name=FISHER_DCD_TEACHER, init_from=STUDENT, gap_between=(),
+         config='configs/pruning/fisher_dcd_teacher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
+    dict(name='kd_det Fisher + DecoupledCosine from the teacher, cubic schedule to iteration 200',
+         init_from=STUDENT, gap_between=(), seeds=[0], ablation_of=FISHER_DCD_TEACHER,
+         cfg_options=CUBIC_200,
          config='configs/pruning/fisher_dcd_teacher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
     dict(name='+ 4e DecoupledCosine from the teacher, not pruned', init_from=STUDENT,
          gap_between=(),

@@ -20,12 +20,16 @@ CHECKPOINT_KEY = 'fisher_pruning_hook'
 SCHEDULES = ('cubic', 'linear')
 
 
-def flops_schedule(progress: float, target: float, kind: str = 'cubic') -> float:
+def flops_schedule(progress: float, target: float, kind: str = 'linear') -> float:
     """FLOPs ratio to reach at ``progress`` in [0, 1] of the pruning window.
 
-    ``'cubic'`` is the gradual schedule of Zhu & Gupta (*To prune, or not to prune*, 2017):
-    ``target + (1 - target) * (1 - progress) ** 3``, fast while the network is redundant and
-    slow near the target, where each removal costs more; ``'linear'`` goes at a constant rate.
+    ``'linear'`` removes the same share of FLOPs at every step (as mmrazor's GroupFisher
+    configs do). ``'cubic'`` is the gradual schedule of Zhu & Gupta (*To prune, or not to
+    prune*, 2017): ``target + (1 - target) * (1 - progress) ** 3``, fast while the network is
+    redundant and slow near the target; in a short fine-tune its first steps remove a large
+    share (a fifth of the FLOPs in the first of 20 steps to 50 %) on importance gathered over a
+    few iterations, and cost 1.3-1.9 mAP against the linear schedule on the embedded student
+    (configs/pruning/README.md).
     """
     progress = min(max(progress, 0.0), 1.0)
     remaining = (1.0 - progress) ** 3 if kind == 'cubic' else 1.0 - progress
@@ -70,7 +74,8 @@ class FisherPruningHook(Hook):
         divisor (int): channels removed per group at a time, so widths stay multiples of it
             (8: onnxruntime's CPU convs are much faster at such widths). Defaults to 8.
         min_channels (int): every group keeps at least this many. Defaults to ``divisor``.
-        schedule (str): ``'cubic'`` or ``'linear'`` (:func:`flops_schedule`).
+        schedule (str): ``'linear'`` or ``'cubic'`` (:func:`flops_schedule`). Defaults to
+            ``'linear'``.
         write_pruned (bool): cut the model into ``<work_dir>/pruned/`` after training.
             Defaults to True.
     """
@@ -78,7 +83,7 @@ class FisherPruningHook(Hook):
 
     def __init__(self, flops_target: float, end: int, begin: int = 0, interval: int = 10,
                  by_epoch: bool = False, families: Sequence[str] = FAMILIES, divisor: int = 8,
-                 min_channels: Optional[int] = None, schedule: str = 'cubic',
+                 min_channels: Optional[int] = None, schedule: str = 'linear',
                  write_pruned: bool = True):
         if not isinstance(flops_target, (int, float)) or not 0 < flops_target < 1:
             raise ValueError(f'flops_target must be a fraction in (0, 1) of the unpruned '

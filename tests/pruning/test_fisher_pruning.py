@@ -56,12 +56,13 @@ def test_fisher_importance_is_the_squared_taylor_term_summed_over_iterations():
     assert fisher.importance['g'].abs().sum() == 0  # hooks removed
 
 
-def test_cubic_schedule_starts_at_one_and_ends_at_the_target():
-    assert flops_schedule(0.0, 0.5) == 1.0
-    assert flops_schedule(1.0, 0.5) == 0.5
-    assert flops_schedule(0.5, 0.5) == pytest.approx(0.5 + 0.5 * 0.125)
-    assert flops_schedule(0.5, 0.5, 'linear') == pytest.approx(0.75)
-    assert flops_schedule(2.0, 0.4) == 0.4  # clamped after the window
+def test_schedules_start_at_one_and_end_at_the_target():
+    for kind in ('linear', 'cubic'):
+        assert flops_schedule(0.0, 0.5, kind) == 1.0
+        assert flops_schedule(1.0, 0.5, kind) == 0.5
+        assert flops_schedule(2.0, 0.4, kind) == 0.4  # clamped after the window
+    assert flops_schedule(0.5, 0.5) == pytest.approx(0.75)  # linear by default
+    assert flops_schedule(0.5, 0.5, 'cubic') == pytest.approx(0.5 + 0.5 * 0.125)
 
 
 def test_conv_cost_matches_the_flop_count_of_the_cut_network():
@@ -132,7 +133,8 @@ def test_hook_prunes_to_the_target_on_schedule_and_the_cut_model_is_exact():
     with torch.no_grad():
         for param in group.scales:
             param.view(group.num_channels, -1)[:8] = 0
-    hook = FisherPruningHook(flops_target=0.5, begin=0, end=20, interval=5, write_pruned=False)
+    hook = FisherPruningHook(flops_target=0.5, begin=0, end=20, interval=5, write_pruned=False,
+                             schedule='cubic')
     ratios = []
     runner = _FakeRunner(model=model, iter=0, max_iters=26,
                          message_hub=MessageHub.get_instance('fisher_test_schedule'),
