@@ -66,6 +66,7 @@ KD_DET_TYPES: Dict[str, tuple] = {
                     'SparsityHook'),
     'mmdet.LOOPS': ('ResumableEpochBasedTrainLoop', ),
     'mmrazor.MODELS': ('DetectionDistill', 'SemiSupervisedDetectionDistill',
-                       'DecoupledCosineDistiller', 'ConfidenceSoftLabelDistiller'),
+                       'DecoupledCosineDistiller', 'ConfidenceSoftLabelDistiller',
+                       'FlopsTargetGroupFisherMutator'),
     'mmengine.OPTIM_WRAPPERS': ('BF16AutocastOptimWrapper', ),
 }

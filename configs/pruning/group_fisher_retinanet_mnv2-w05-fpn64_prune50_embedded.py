@@ -7,7 +7,8 @@
 #   OMP_NUM_THREADS=1 python tools/train.py \
 #       configs/pruning/group_fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py --work-dir DIR \
 #       --cfg-options model.architecture.init_cfg.checkpoint=STUDENT_CKPT
-#   OMP_NUM_THREADS=1 python -m kd_det.pruning.group_fisher \
+#   OMP_NUM_THREADS=1 python -c 'import sys; from kd_det.pruning.group_fisher import main; \
+#       main(sys.argv[1:])' \
 #       configs/pruning/group_fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py DIR/epoch_4.pth
 #
 # The student checkpoint is a plain detector's (backbone.*, neck.*, bbox_head.*) and the model is
@@ -15,11 +16,9 @@
 # by load_from. The second command builds the physically pruned detector from the run's
 # checkpoint (weights + channel masks), prints its FLOPs against the student's and its mAP.
 _base_ = '../embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
-custom_imports = dict(imports=['kd_det', 'kd_det.pruning.group_fisher'],
-                      allow_failed_imports=False)
 
-student_checkpoint = ('work_dirs/benchmark/distillers_v2/'
-                      'student__retinanet_mnv2_0_5_fpn_64__8e/seed0/epoch_8.pth')
+# where `python tools/train.py <the student config>` leaves the 8-epoch student by default
+student_checkpoint = 'work_dirs/retinanet_mnv2-w05-fpn64_8e_embedded/epoch_8.pth'
 input_shape = (1, 3, 160, 160)
 interval = 10
 

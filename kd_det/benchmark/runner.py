@@ -140,7 +140,7 @@ class Benchmark:
                     self.method_named(method.teacher_from), seed, method)
         if method.init_from:
             start = self._checkpoint_of(self.method_named(method.init_from), seed, method)
-            if method.role == 'distill':  # the student inside the distillation algorithm
+            if _wraps_architecture(method.config):  # a distillation or pruning algorithm
                 options['model.architecture.init_cfg.type'] = 'Pretrained'
                 options['model.architecture.init_cfg.checkpoint'] = start
             else:
@@ -397,6 +397,14 @@ class Benchmark:
                 if result:
                     rows.append({k: v for k, v in result.items() if k != 'checkpoint'})
         return rows
+
+
+def _wraps_architecture(config: str) -> bool:
+    """Whether ``config``'s model is an algorithm around a detector (``model.architecture``:
+    mmrazor distillation or pruning), whose detector starts from a checkpoint by its
+    ``init_cfg`` rather than by ``load_from``."""
+    from mmengine.config import Config
+    return 'architecture' in Config.fromfile(config).model
 
 
 class _Progress:

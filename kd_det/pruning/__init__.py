@@ -8,7 +8,9 @@ groups of :mod:`.channel_groups` (what is removed together) and the group-lasso 
 :mod:`.group_lasso`.
 """
 from kd_det.pruning.fisher_pruning_hook import FisherPruningHook
+from kd_det.pruning.group_fisher import FlopsTargetGroupFisherMutator
 from kd_det.pruning.importance import channel_rms, fusion_parameters
 from kd_det.pruning.sparsity_hook import SparsityHook
 
-__all__ = ['FisherPruningHook', 'SparsityHook', 'channel_rms', 'fusion_parameters']
+__all__ = ['FisherPruningHook', 'FlopsTargetGroupFisherMutator', 'SparsityHook', 'channel_rms',
+           'fusion_parameters']

@@ -199,8 +199,11 @@ def test_fine_tune_rows_start_from_the_same_seed_and_wait_for_it(tmp_path, monke
                          init_from='student', teacher_from='fine-tuned')]
     bench = Benchmark(spec)
     order, commands = [], {}
+    real_run = subprocess.run
 
-    def fake_run(cmd, stdout, stderr):
+    def fake_run(cmd, *args, **kwargs):
+        if 'tools/train.py' not in ' '.join(map(str, cmd)):
+            return real_run(cmd, *args, **kwargs)  # e.g. mmengine locating a package
         work_dir = cmd[cmd.index('--work-dir') + 1]
         name = next(m.name for m in bench.methods
                     if m.slug == osp.basename(osp.dirname(work_dir)))
