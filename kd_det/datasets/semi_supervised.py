@@ -9,9 +9,10 @@ file-writing tool (:mod:`kd_det.datasets.split_labeled`)::
     unlabeled = dict(labeled, subset='unlabeled')   # the other 90 %, annotations dropped
 
 Unlabeled samples carry ``labeled=False`` in their ``data_samples`` metainfo (set after the
-pipeline, so any pipeline works); :func:`is_labeled` reads it, and a sample without the key
-counts as labeled. That flag is how ``SemiSupervisedDetectionDistill`` keeps unlabeled images
-out of the student's task loss.
+pipeline, so any pipeline works, mmdet's ``MultiBranch`` included: every branch's sample is
+flagged); :func:`is_labeled` reads it, and a sample without the key counts as labeled. That
+flag is how ``SemiSupervisedDetectionDistill`` keeps unlabeled images out of the student's task
+loss.
 """
 import os.path as osp
 from typing import Iterable, List, Set
@@ -101,5 +102,10 @@ class PartiallyLabeledCocoDataset(CocoDataset):
         results = super().prepare_data(idx)
         if self.subset == 'unlabeled' and isinstance(results, dict) and \
                 'data_samples' in results:
-            results['data_samples'].set_metainfo({LABELED_KEY: False})
+            samples = results['data_samples']
+            # mmdet's MultiBranch packs one sample per branch (None for a branch it skips)
+            branches = samples.values() if isinstance(samples, dict) else [samples]
+            for sample in branches:
+                if sample is not None:
+                    sample.set_metainfo({LABELED_KEY: False})
         return results
