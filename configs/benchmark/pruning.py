@@ -22,6 +22,9 @@ methods = [
     dict(name='kd_det Fisher pruning, cubic schedule to iteration 200', role='student',
          init_from=STUDENT, seeds=[0], ablation_of=FISHER, cfg_options=CUBIC_200,
          config='configs/pruning/fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
+    # the anchor: mmrazor's GroupFisher on the same window (linear to 50 % at iteration 250)
+    dict(name='mmrazor GroupFisher pruning to 50 % FLOPs (4e)', role='student', init_from=STUDENT,
+         config='configs/pruning/group_fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
     # distilled from the student's own unpruned 8-epoch model (teacher_from, same seed); one
     # seed: that teacher is weaker than what the fine-tune reaches, and holds the student back
     dict(name='kd_det Fisher pruning to 50 % + DecoupledCosine from the unpruned (4e)',

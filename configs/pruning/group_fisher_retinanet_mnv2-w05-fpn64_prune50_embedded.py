@@ -13,8 +13,10 @@
 #
 # The student checkpoint is a plain detector's (backbone.*, neck.*, bbox_head.*) and the model is
 # the algorithm (architecture.*, mutator.*), so it is loaded by the architecture's init_cfg, not
-# by load_from. The second command builds the physically pruned detector from the run's
-# checkpoint (weights + channel masks), prints its FLOPs against the student's and its mAP.
+# by load_from. At the end the run writes the physically pruned detector into DIR/pruned/
+# (pruned.py, pruned.pth, prune_report.json: `python tools/test.py DIR/pruned/pruned.py
+# DIR/pruned/pruned.pth`); the second command builds it from any checkpoint of the run (weights +
+# channel masks) and prints its FLOPs against the student's and its mAP.
 _base_ = '../embedded/retinanet_mnv2-w05-fpn64_8e_embedded.py'
 
 # where `python tools/train.py <the student config>` leaves the 8-epoch student by default
@@ -62,5 +64,6 @@ param_scheduler = [
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
 # the kept channels of every unit, once per epoch. The FLOPs are logged by the mutator at each
 # pruning step; mmrazor's ResourceInfoHook (save the checkpoint that crosses the target, then
-# exit) belongs to upstream's prune-then-fine-tune recipe in two runs.
-custom_hooks = [dict(type='mmrazor.PruningStructureHook')]
+# exit) belongs to upstream's prune-then-fine-tune recipe in two runs. GroupFisherExportHook
+# writes the pruned detector into <work_dir>/pruned/ at the end, as FisherPruningHook does.
+custom_hooks = [dict(type='mmrazor.PruningStructureHook'), dict(type='GroupFisherExportHook')]

@@ -39,10 +39,13 @@ def student_config(cfg: Config) -> Config:
     """The student detector's config of a distillation config (the config itself otherwise).
 
     ``model`` becomes the student ``architecture``; data, schedule and evaluation settings are
-    kept so the result runs with mmdet's tools as it is.
+    kept so the result runs with mmdet's tools as it is. An mmrazor *deploy sub-model*
+    (``model.type`` ending in ``DeploySubModel``, e.g. ``mmrazor.GroupFisherDeploySubModel``:
+    a pruned detector that GroupFisher's export writes) also has an ``architecture``, the
+    unpruned one it cuts down; it is the detector already and is returned as it is.
     """
     model = cfg.model
-    if 'architecture' not in model:
+    if 'architecture' not in model or str(model.get('type', '')).endswith('DeploySubModel'):
         return cfg
     architecture = resolve_model_cfg(model.architecture)
     plain = Config(cfg.to_dict())

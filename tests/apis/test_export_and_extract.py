@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 
 from conftest import DCD_CONFIG, STUDENT_CONFIG, TEACHER_CONFIG, tiny_run_options
-from kd_det.apis.student import extract_student, student_state_dict
+from kd_det.apis.student import extract_student, student_config, student_state_dict
 
 
 @pytest.fixture(scope='module')
@@ -80,3 +80,17 @@ def test_amp_refuses_to_replace_a_custom_optim_wrapper():
     cfg = Config(dict(optim_wrapper=dict(type='MyWrapper')))
     with pytest.raises(ValueError, match="only replaces `OptimWrapper`"):
         enable_amp(cfg)
+
+
+@pytest.mark.parametrize('deploy_type', ['mmrazor.GroupFisherDeploySubModel',
+                                         'GroupFisherDeploySubModel'])
+def test_student_config_keeps_a_deploy_sub_model_and_unwraps_a_distillation(deploy_type):
+    architecture = dict(type='RetinaNet', backbone=dict(type='MobileNetV2'))
+    deploy = Config(dict(model=dict(type=deploy_type, architecture=architecture,
+                                    fix_subnet={'backbone.conv1': 8}),
+                         default_scope='mmdet'))
+    assert student_config(deploy).model.to_dict() == deploy.model.to_dict()
+    distill = Config(dict(model=dict(type='DetectionDistill', architecture=architecture,
+                                     teacher=dict(type='RetinaNet')), default_scope='mmrazor'))
+    plain = student_config(distill)
+    assert plain.model.to_dict() == architecture and plain.default_scope == 'mmdet'
