@@ -7,8 +7,7 @@
 #   OMP_NUM_THREADS=1 python tools/train.py \
 #       configs/pruning/group_fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py --work-dir DIR \
 #       --cfg-options model.architecture.init_cfg.checkpoint=STUDENT_CKPT
-#   OMP_NUM_THREADS=1 python -c 'import sys; from kd_det.pruning.group_fisher import main; \
-#       main(sys.argv[1:])' \
+#   OMP_NUM_THREADS=1 python tools/group_fisher_report.py \
 #       configs/pruning/group_fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py DIR/epoch_4.pth
 #
 # The student checkpoint is a plain detector's (backbone.*, neck.*, bbox_head.*) and the model is

@@ -51,14 +51,16 @@ class FisherPruningHook(Hook):
     optimizer step, so they are exact zeros and the network trains on without them; after
     ``end`` it is fine-tuned at its final size until training stops.
 
-    At the end of training the masked channels are cut out
+    At the end of training (in the main process) the masked channels are cut out
     (:func:`kd_det.pruning.prune.prune_checkpoint` with ``threshold=0``: outputs unchanged) into
     ``<work_dir>/pruned/``: ``pruned.py`` (a plain mmdet config, this run's recipe, the hook
     removed), ``pruned.pth`` and ``prune_report.json``.
 
     Logged every iteration: ``pruning/flops_ratio`` (estimated from the conv MACs; the exact
     count after cutting is in the report) and ``pruning/<family>_channels`` (alive fraction).
-    Masks and importance are saved in checkpoints, so a resumed run continues where it was.
+    Masks and importance are saved in checkpoints, so a resumed run continues where it was;
+    under distributed training the importance is summed over the processes before each removal,
+    so every process removes the same channels.
 
     Args:
         flops_target (float): FLOPs of the pruned detector as a fraction of the unpruned one,
@@ -222,6 +224,7 @@ class FisherPruningHook(Hook):
         done = runner.iter + 1
         begin, end = self._window
         if begin < done <= end and ((done - begin) % self.interval == 0 or done == end):
+            self._sum_importance_over_processes(runner)
             target = flops_schedule((done - begin) / (end - begin), self.flops_target,
                                     self.schedule)
             if self.prune_to(target):
@@ -236,10 +239,23 @@ class FisherPruningHook(Hook):
                 hub.update_scalar(f'train/pruning/{family}_channels',
                                   alive / sum(g.num_channels for g in members))
 
+    def _sum_importance_over_processes(self, runner) -> None:
+        """Under distributed training every process sees its own batches: sum the importance
+        so that all of them remove the same channels."""
+        from mmengine.dist import all_reduce, get_world_size
+        if get_world_size() == 1:
+            return
+        device = next(detector_of(runner.model).parameters()).device
+        for name, importance in self.fisher.importance.items():
+            summed = importance.to(device)
+            all_reduce(summed, op='sum')
+            self.fisher.importance[name] = summed.cpu()
+
     def after_train(self, runner) -> None:
         if self.fisher is not None:
             self.fisher.detach()
-        if not self.write_pruned or self.fisher is None:
+        from mmengine.dist import is_main_process
+        if not self.write_pruned or self.fisher is None or not is_main_process():
             return
         from kd_det.pruning.prune import prune_checkpoint
         last = osp.join(runner.work_dir, 'last_checkpoint')

@@ -16,9 +16,10 @@ from mmengine.optim import OptimWrapper
 from conftest import REPO_ROOT, tiny_run_options
 from kd_det.apis.student import build_student
 from kd_det.deploy.complexity import params_and_flops
-from kd_det.pruning.group_fisher import (FlopsTargetGroupFisherMutator, GroupFisherExportHook,
+from kd_det.pruning.group_fisher import (FlopsTargetGroupFisherMutator,
                                          build_group_fisher_algorithm, build_pruned_detector,
-                                         complexity_vs_student, pruning_structure)
+                                         pruning_structure)
+from kd_det.pruning.group_fisher_export import GroupFisherExportHook, complexity_vs_student
 from kd_det.pruning.prune import max_output_change
 from models.tiny_detectors import fake_batch
 
