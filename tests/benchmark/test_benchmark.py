@@ -367,6 +367,44 @@ def test_a_newly_trained_method_remeasures_every_method_side_by_side(tmp_path, m
     assert len(measured) == 8
 
 
+def test_a_run_that_pruned_itself_is_measured_as_its_cut_model(tmp_path, monkeypatch):
+    import kd_det.benchmark.measurements as measurements
+    from kd_det.benchmark.runs import METRIC_KEYS, collect_run_result
+    run = tmp_path / 'run'
+    (run / 'pruned').mkdir(parents=True)
+    (run / 'vis_data').mkdir()
+    (run / 'vis_data' / 'scalars.json').write_text(
+        json.dumps({'loss': 0.5, 'time': 0.3}) + '\n' +
+        json.dumps({f'coco/{key}': 0.25 for key in METRIC_KEYS}) + '\n')
+    (run / 'last_checkpoint').write_text(str(run / 'epoch_4.pth'))
+    assert 'deploy_config' not in collect_run_result(str(run))  # no cut model yet
+    (run / 'pruned' / 'pruned.py').write_text('')
+    (run / 'pruned' / 'pruned.pth').write_text('')
+    result = collect_run_result(str(run))
+    assert result['mAP'] == 25.0 and result['checkpoint'] == str(run / 'epoch_4.pth')
+    assert result['deploy_config'] == str(run / 'pruned' / 'pruned.py')
+    assert result['deploy_checkpoint'] == str(run / 'pruned' / 'pruned.pth')
+    # the benchmark measures the cut model, without the row's training options
+    students = {}
+    monkeypatch.setattr(measurements, 'measure_deployment',
+                        lambda s, *args: students.update(s) or {n: {} for n in s})
+    monkeypatch.setattr(measurements, 'measure_step_times', lambda *args, **kwargs: {})
+    bench = Benchmark(make_spec(str(tmp_path / 'bench')))
+    write_result(bench, 'teacher', 0, 40.0)
+    student = bench.method_named('student')
+    write_result(bench, 'student', 0, 20.0)
+    path = osp.join(bench.run_dir(student, 0), 'result.json')
+    with open(path) as f:
+        record = json.load(f)
+    record.update(deploy_config=result['deploy_config'],
+                  deploy_checkpoint=result['deploy_checkpoint'])
+    with open(path, 'w') as f:
+        json.dump(record, f)
+    bench.measure()
+    assert students['student'] == (result['deploy_config'], result['deploy_checkpoint'], {})
+    assert students['teacher'][0] == bench.method_named('teacher').config
+
+
 def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path):
     lock = tmp_path / RUN_LOCK
     with claim_run_dir(str(tmp_path)):
