@@ -47,7 +47,8 @@ class FisherPruningHook(Hook):
     ``out_channels``), those with the lowest Fisher importance
     (:class:`~kd_det.pruning.fisher.FisherImportance`, accumulated since the last removal), and
     the unit with the lowest ``importance / MACs saved`` goes first (GroupFisher's FLOPs
-    normalisation). Removed channels are masked: their scales are set to zero after every
+    normalisation), among the units that do not take the FLOPs more than ``overshoot`` below
+    the step's ratio. Removed channels are masked: their scales are set to zero after every
     optimizer step, so they are exact zeros and the network trains on without them; after
     ``end`` it is fine-tuned at its final size until training stops.
 
@@ -78,6 +79,11 @@ class FisherPruningHook(Hook):
         min_channels (int): every group keeps at least this many. Defaults to ``divisor``.
         schedule (str): ``'linear'`` or ``'cubic'`` (:func:`flops_schedule`). Defaults to
             ``'linear'``.
+        overshoot (float): how far (a fraction of the FLOPs) one removal may take the network
+            below the step's FLOPs ratio; units that would go further wait while another unit
+            fits (a head unit of RetinaNet's four convs is several % of the FLOPs, a backbone
+            unit a fraction of a %), so the network ends at its target, not below it.
+            Defaults to 0.005.
         write_pruned (bool): cut the model into ``<work_dir>/pruned/`` after training.
             Defaults to True.
     """
@@ -86,7 +92,7 @@ class FisherPruningHook(Hook):
     def __init__(self, flops_target: float, end: int, begin: int = 0, interval: int = 10,
                  by_epoch: bool = False, families: Sequence[str] = FAMILIES, divisor: int = 8,
                  min_channels: Optional[int] = None, schedule: str = 'linear',
-                 write_pruned: bool = True):
+                 overshoot: float = 0.005, write_pruned: bool = True):
         if not isinstance(flops_target, (int, float)) or not 0 < flops_target < 1:
             raise ValueError(f'flops_target must be a fraction in (0, 1) of the unpruned '
                              f"detector's FLOPs, e.g. 0.5; got {flops_target!r}")
@@ -109,6 +115,7 @@ class FisherPruningHook(Hook):
         self.min_channels = divisor if min_channels is None else min_channels
         self.schedule = schedule
         self.write_pruned = write_pruned
+        self.overshoot = overshoot
         self.groups: List[ChannelGroup] = []
         self.alive: Dict[str, torch.Tensor] = {}
         self.fisher: Optional[FisherImportance] = None
@@ -177,9 +184,10 @@ class FisherPruningHook(Hook):
             by_key[group.config_keys].append(group)
         return list(by_key.values())
 
-    def _candidate(self, unit: List[ChannelGroup]) -> Optional[Tuple[float, dict]]:
-        """(importance per MAC, {group: channel indices}) of removing ``divisor`` channels of
-        every group in ``unit``; None if a group would drop below ``min_channels``."""
+    def _candidate(self, unit: List[ChannelGroup]) -> Optional[Tuple[float, dict, float]]:
+        """(importance per MAC, {group: channel indices}, MACs saved) of removing ``divisor``
+        channels of every group in ``unit``; None if a group would drop below
+        ``min_channels``."""
         chosen, importance, cost = {}, 0.0, 0.0
         for group in unit:
             alive = self.alive[group.name]
@@ -190,7 +198,7 @@ class FisherPruningHook(Hook):
             chosen[group.name] = lowest
             importance += float(scores[lowest].sum())
             cost += self.cost.channel_cost(group.name) * self.divisor
-        return importance / max(cost, 1e-12), chosen
+        return importance / max(cost, 1e-12), chosen, cost
 
     def prune_to(self, ratio: float) -> int:
         """Remove units, cheapest first, until the FLOPs ratio is at most ``ratio``; returns
@@ -205,7 +213,13 @@ class FisherPruningHook(Hook):
                               logger='current', level=30)
                     self._unreachable_warned = True
                 break
-            _, chosen = min(candidates, key=lambda c: c[0])
+            # the cheapest unit that does not take the FLOPs more than `overshoot` below the
+            # step's ratio (a head unit can be several % of the FLOPs); else the smallest one
+            current = self.flops_ratio()
+            within = [c for c in candidates
+                      if current - c[2] / self.base_flops >= ratio - self.overshoot]
+            _, chosen, _ = min(within, key=lambda c: c[0]) if within else \
+                min(candidates, key=lambda c: c[2])
             for name, index in chosen.items():
                 self.alive[name][index] = False
                 self.cost.remove(name, len(index))

@@ -151,7 +151,7 @@ def test_hook_prunes_to_the_target_on_schedule_and_the_cut_model_is_exact():
     # on schedule: above the cubic curve's value halfway, at the target from the window's end
     halfway = flops_schedule(0.5, 0.5, 'cubic')
     assert halfway - 0.05 < ratios[9] <= halfway
-    assert all(r <= 0.5 for r in ratios[19:])
+    assert all(0.5 - 0.005 <= r <= 0.5 for r in ratios[19:])  # at the target, not below
     assert ratios == sorted(ratios, reverse=True)
     assert runner.message_hub.get_scalar('train/pruning/flops_ratio').current() == ratios[-1]
     # masked channels are exact zeros after every optimizer step; widths stay multiples of 8
