@@ -46,6 +46,28 @@ def tiny_run_options(data_root: str, epochs: int = 1, batch_size: int = 4) -> di
     return options
 
 
+def semi_run_options(data_root: str, iters: int, warmup: int = 5) -> dict:
+    """--cfg-options for a short iteration-based run of a labeled + unlabeled config (two
+    datasets in a ConcatDataset) on ``data_root``, without worker processes."""
+    root = data_root.rstrip('/') + '/'
+    options = {f'train_dataloader.dataset.datasets.{i}.data_root': root for i in (0, 1)}
+    options.update({
+        'val_dataloader.dataset.data_root': root,
+        'test_dataloader.dataset.data_root': root,
+        'val_evaluator.ann_file': root + 'annotations/instances_val.json',
+        'test_evaluator.ann_file': root + 'annotations/instances_val.json',
+        'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
+        'param_scheduler.0.end': warmup, 'param_scheduler.1.end': iters,
+        'default_hooks.checkpoint.interval': iters, 'default_hooks.logger.interval': 5,
+        'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
+        'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
+        'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False,
+        'randomness.seed': 0,
+        'experiment_name': f'test_{uuid.uuid4().hex[:12]}',
+        'visualizer.name': f'visualizer_{uuid.uuid4().hex[:12]}'})
+    return options
+
+
 @pytest.fixture(autouse=True)
 def _single_thread_torch():
     """Tests run beside other work on 2 cores; one thread each keeps them predictable."""

@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, semi_run_options
 from kd_det.datasets.semi_supervised import (PartiallyLabeledCocoDataset, is_labeled,
                                              labeled_image_ids)
 from kd_det.datasets.split_labeled import main as split_main
@@ -96,20 +96,8 @@ def test_unlabeled_images_from_an_image_list_without_annotations(tiny_dataset, t
 
 
 def _semi_options(root, iters):
-    root = root.rstrip('/') + '/'
-    options = {f'train_dataloader.dataset.datasets.{i}.data_root': root for i in (0, 1)}
-    options.update({
-        'val_dataloader.dataset.data_root': root,
-        'test_dataloader.dataset.data_root': root,
-        'val_evaluator.ann_file': root + 'annotations/instances_val.json',
-        'test_evaluator.ann_file': root + 'annotations/instances_val.json',
-        'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-        'param_scheduler.0.end': 5, 'param_scheduler.1.end': iters,
-        'default_hooks.checkpoint.interval': iters, 'default_hooks.logger.interval': 5,
-        'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False,
-        'model.teacher_ckpt': None, 'randomness.seed': 0})
+    options = semi_run_options(root, iters)
+    options['model.teacher_ckpt'] = None
     return options
 
 

@@ -3,11 +3,10 @@ builds, its mixed batches carry the labeled and both unlabeled branches, and tra
 finite supervised and unsupervised losses."""
 import math
 import os.path as osp
-import uuid
 
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, semi_run_options
 from kd_det.datasets.semi_supervised import is_labeled
 
 SOFT_TEACHER = osp.join(REPO_ROOT, 'configs/confidence_soft_label/'
@@ -15,22 +14,8 @@ SOFT_TEACHER = osp.join(REPO_ROOT, 'configs/confidence_soft_label/'
 
 
 def _options(root, iters):
-    root = root.rstrip('/') + '/'
-    options = {f'train_dataloader.dataset.datasets.{i}.data_root': root for i in (0, 1)}
-    options.update({
-        'val_dataloader.dataset.data_root': root,
-        'test_dataloader.dataset.data_root': root,
-        'val_evaluator.ann_file': root + 'annotations/instances_val.json',
-        'test_evaluator.ann_file': root + 'annotations/instances_val.json',
-        'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-        'param_scheduler.0.end': 1, 'param_scheduler.1.end': iters,
-        'default_hooks.checkpoint.interval': iters, 'default_hooks.logger.interval': 1,
-        'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
-        'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False,
-        'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False,
-        'randomness.seed': 0,
-        'experiment_name': f'test_{uuid.uuid4().hex[:12]}',
-        'visualizer.name': f'visualizer_{uuid.uuid4().hex[:12]}'})
+    options = semi_run_options(root, iters, warmup=1)
+    options['default_hooks.logger.interval'] = 1
     return options
 
 
