@@ -48,7 +48,7 @@ class FisherPruningHook(Hook):
     (:class:`~kd_det.pruning.fisher.FisherImportance`, accumulated since the last removal), and
     the unit with the lowest ``importance / MACs saved`` goes first (GroupFisher's FLOPs
     normalisation), among the units that do not take the FLOPs more than ``overshoot`` below
-    the step's ratio. Removed channels are masked: their scales are set to zero after every
+    ``flops_target``. Removed channels are masked: their scales are set to zero after every
     optimizer step, so they are exact zeros and the network trains on without them; after
     ``end`` it is fine-tuned at its final size until training stops.
 
@@ -79,11 +79,11 @@ class FisherPruningHook(Hook):
         min_channels (int): every group keeps at least this many. Defaults to ``divisor``.
         schedule (str): ``'linear'`` or ``'cubic'`` (:func:`flops_schedule`). Defaults to
             ``'linear'``.
-        overshoot (float): how far (a fraction of the FLOPs) one removal may take the network
-            below the step's FLOPs ratio; units that would go further wait while another unit
-            fits (a head unit of RetinaNet's four convs is several % of the FLOPs, a backbone
-            unit a fraction of a %), so the network ends at its target, not below it.
-            Defaults to 0.005.
+        overshoot (float): how far (a fraction of the FLOPs) a removal may take the network
+            below ``flops_target``; near the end, units that would go further wait while a
+            smaller one fits (a head unit of RetinaNet's four convs is several % of the FLOPs,
+            a backbone unit a fraction of a %), so the network ends at its target, not below
+            it. Defaults to 0.005.
         write_pruned (bool): cut the model into ``<work_dir>/pruned/`` after training.
             Defaults to True.
     """
@@ -214,10 +214,10 @@ class FisherPruningHook(Hook):
                     self._unreachable_warned = True
                 break
             # the cheapest unit that does not take the FLOPs more than `overshoot` below the
-            # step's ratio (a head unit can be several % of the FLOPs); else the smallest one
+            # final target (a head unit can be several % of the FLOPs); else the smallest one
             current = self.flops_ratio()
             within = [c for c in candidates
-                      if current - c[2] / self.base_flops >= ratio - self.overshoot]
+                      if current - c[2] / self.base_flops >= self.flops_target - self.overshoot]
             _, chosen, _ = min(within, key=lambda c: c[0]) if within else \
                 min(candidates, key=lambda c: c[2])
             for name, index in chosen.items():

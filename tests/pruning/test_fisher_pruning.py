@@ -152,6 +152,7 @@ def test_hook_prunes_to_the_target_on_schedule_and_the_cut_model_is_exact():
     halfway = flops_schedule(0.5, 0.5, 'cubic')
     assert halfway - 0.05 < ratios[9] <= halfway
     assert all(0.5 - 0.005 <= r <= 0.5 for r in ratios[19:])  # at the target, not below
+
     assert ratios == sorted(ratios, reverse=True)
     assert runner.message_hub.get_scalar('train/pruning/flops_ratio').current() == ratios[-1]
     # masked channels are exact zeros after every optimizer step; widths stay multiples of 8
@@ -168,6 +169,18 @@ def test_hook_prunes_to_the_target_on_schedule_and_the_cut_model_is_exact():
         _student(), (3, 96, 128))['flops']
     assert measured <= hook.flops_ratio() < measured + 0.015 and measured <= 0.5
     assert cfg.model.neck.out_channels == cfg.model.bbox_head.in_channels
+
+
+def test_small_linear_steps_still_remove_expensive_units():
+    """A head unit (8 channels of four convs) is more FLOPs than one step of a fine linear
+    schedule: the end-of-window rule (stay within `overshoot` of the target) must not starve it
+    and strip everything else down to min_channels instead."""
+    model = _student()
+    hook = FisherPruningHook(flops_target=0.5, begin=0, end=20, interval=1, write_pruned=False)
+    _train(model, hook, 21)
+    assert 0.5 - 0.005 <= hook.flops_ratio() <= 0.5
+    at_minimum = [g.name for g in hook.groups if int(hook.alive[g.name].sum()) == 8]
+    assert len(at_minimum) < len(hook.groups) // 2, at_minimum
 
 
 def test_hook_state_survives_a_checkpoint_and_the_cut_model_is_written(tmp_path):
