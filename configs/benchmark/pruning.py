@@ -25,11 +25,9 @@ methods = [
     # the anchor: mmrazor's GroupFisher on the same window (linear to 50 % at iteration 250)
     dict(name='mmrazor GroupFisher pruning to 50 % FLOPs (4e)', role='student', init_from=STUDENT,
          config='configs/pruning/group_fisher_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
-    # distilled from the student's own unpruned 8-epoch model (teacher_from, same seed); one
-    # seed: that teacher is weaker than what the fine-tune reaches, and holds the student back
-    dict(name='kd_det Fisher pruning to 50 % + DecoupledCosine from the unpruned (4e)',
-         init_from=STUDENT, teacher_from=STUDENT, gap_between=(), seeds=[0],
-         config='configs/pruning/fisher_dcd_retinanet_mnv2-w05-fpn64_prune50_embedded.py'),
+    # distilled from the student's own unpruned 8-epoch model (teacher_from, same seed), not
+    # pruned: one seed, that teacher is weaker than what the fine-tune reaches and holds the
+    # student back (configs/pruning/fisher_dcd_retinanet_...py adds pruning to it)
     dict(name='+ 4e DecoupledCosine from the unpruned, not pruned', init_from=STUDENT,
          teacher_from=STUDENT, gap_between=(), seeds=[0],
          config='configs/pruning/dcd_retinanet_mnv2-w05-fpn64_finetune4e_embedded.py'),
