@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 
 from kd_det.apis.runner import load_config
 from kd_det.apis.student import build_student
@@ -79,7 +80,11 @@ def measure_step_times(methods: List[Tuple[str, str, Dict]],
     teacher_model, _, teacher_batch = _training_setup(*teacher_config)
     times: Dict[str, List[float]] = {name: [] for name in setups}
     times['__teacher_forward'] = []
+    # the loop's iteration, as a runner records it: some algorithms read it in their
+    # train_step (mmrazor's GroupFisher prunes every `interval` iterations)
+    hub = MessageHub.get_current_instance()
     for step in range(warmup + repeats):
+        hub.update_info('iter', step)
         for name, (model, optim_wrapper, batch) in setups.items():
             start = time.perf_counter()
             model.train_step(batch, optim_wrapper)
