@@ -10,6 +10,7 @@ twice. A run starts once the runs it needs have finished: distillation runs need
 trained with ``teacher_seed`` (or the ``teacher_from`` row of the same seed), fine-tunes the
 ``init_from`` row of the same seed.
 """
+import functools
 import json
 import os
 import os.path as osp
@@ -121,6 +122,10 @@ class Benchmark:
             needs.append((self.method_named(method.init_from), seed))
         return needs
 
+    @staticmethod
+    def _wraps_architecture(config: str) -> bool:
+        return _wraps_architecture(config)
+
     def _checkpoint_of(self, method: Method, seed: int, needed_by: Method) -> str:
         result = self.result_of(method, seed)
         if result is None:
@@ -140,7 +145,7 @@ class Benchmark:
                     self.method_named(method.teacher_from), seed, method)
         if method.init_from:
             start = self._checkpoint_of(self.method_named(method.init_from), seed, method)
-            if _wraps_architecture(method.config):  # a distillation or pruning algorithm
+            if self._wraps_architecture(method.config):  # a distillation/pruning algorithm
                 options['model.architecture.init_cfg.type'] = 'Pretrained'
                 options['model.architecture.init_cfg.checkpoint'] = start
             else:
@@ -188,6 +193,9 @@ class Benchmark:
         if jobs > 1:
             os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
         progress = _Progress(len(runs))
+        for _, method, _ in todo:  # read the configs once, before the training threads start
+            if method.init_from:
+                self._wraps_architecture(method.config)
         failures = self._run_when_ready(todo, jobs, progress)
         if failures:
             raise RuntimeError(f'{len(failures)} run(s) failed; first: {failures[0]}')
@@ -399,6 +407,7 @@ class Benchmark:
         return rows
 
 
+@functools.lru_cache(maxsize=None)
 def _wraps_architecture(config: str) -> bool:
     """Whether ``config``'s model is an algorithm around a detector (``model.architecture``:
     mmrazor distillation or pruning), whose detector starts from a checkpoint by its
