@@ -122,10 +122,6 @@ class Benchmark:
             needs.append((self.method_named(method.init_from), seed))
         return needs
 
-    @staticmethod
-    def _wraps_architecture(config: str) -> bool:
-        return _wraps_architecture(config)
-
     def _checkpoint_of(self, method: Method, seed: int, needed_by: Method) -> str:
         result = self.result_of(method, seed)
         if result is None:
@@ -145,7 +141,7 @@ class Benchmark:
                     self.method_named(method.teacher_from), seed, method)
         if method.init_from:
             start = self._checkpoint_of(self.method_named(method.init_from), seed, method)
-            if self._wraps_architecture(method.config):  # a distillation/pruning algorithm
+            if _wraps_architecture(method.config):  # a distillation/pruning algorithm
                 options['model.architecture.init_cfg.type'] = 'Pretrained'
                 options['model.architecture.init_cfg.checkpoint'] = start
             else:
@@ -193,9 +189,6 @@ class Benchmark:
         if jobs > 1:
             os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
         progress = _Progress(len(runs))
-        for _, method, _ in todo:  # read the configs once, before the training threads start
-            if method.init_from:
-                self._wraps_architecture(method.config)
         failures = self._run_when_ready(todo, jobs, progress)
         if failures:
             raise RuntimeError(f'{len(failures)} run(s) failed; first: {failures[0]}')
