@@ -89,7 +89,7 @@ BAD_DISTILLER_ARGS = [
     (CSL, 'hard_weighting', 1, ['must be True or False']),
     # module names of the base class
     (DCD, 'neck_source', '', ['must be a module name (a non-empty str)']),
-    (CSL, 'head_source', None, ["must be 'auto' or a module name"]),
+    (CSL, 'head_source', None, ["must be 'auto', 'none' or a module name"]),
 ]
 
 
@@ -142,7 +142,7 @@ def test_incompatible_decoupled_cosine_options_name_both_keys():
                              "no submodule 'nekc'", "did you mean 'neck'?"]),
     ('head_source', 'bbox_haed', ["model.distiller.head_source='bbox_haed'",
                                   "did you mean 'bbox_head'?", "set model.distiller.head_source "
-                                  "to 'auto', or one of them"]),
+                                  "to 'auto' or 'none', or one of them"]),
 ])
 def test_a_module_name_the_detectors_lack_is_named_when_the_algorithm_is_built(key, value,
                                                                                fragments):

@@ -6,7 +6,6 @@ ConfidenceSoftLabelDistiller: every loss is finite, the distill terms that shoul
 are non-zero, the student gets gradients and the teacher none. Cross-family pairs are matched
 level by level by stride.
 """
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -36,17 +35,11 @@ HEADS = {
     'yolox': ('YOLOXHead', 'logits', 'yolox', 'objectness', 1, 3),
     'centernet': ('CenterNetHead', 'probabilities', None, None, 1, 1),
 }
-DOC = osp.join(osp.dirname(__file__), '..', '..', 'docs', 'dense_heads.md')
-# PAA's assigner fits a Gaussian mixture with scikit-learn (only its training step needs it)
-NEEDS = {'paa': 'sklearn'}
+ROOT = osp.join(osp.dirname(__file__), '..', '..')
+DOC = osp.join(ROOT, 'docs', 'dense_heads.md')
+README = osp.join(ROOT, 'README.md')
 # CenterNet's width/offset maps are not boxes kd_det decodes: CSL runs without its box term
 CSL_OPTIONS = {'centernet': dict(box_loss='none')}
-
-
-def _skip_without_dependency(kind):
-    module = NEEDS.get(kind)
-    if module and importlib.util.find_spec(module) is None:
-        pytest.skip(f'{kind} needs {module}')
 
 
 def _train_step(algorithm):
@@ -86,7 +79,6 @@ def test_each_head_is_described_from_the_head_itself(kind):
 
 @pytest.mark.parametrize('kind', sorted(HEADS))
 def test_decoupled_cosine_trains_one_step_on_every_head(kind):
-    _skip_without_dependency(kind)
     algorithm = build_distill(kind, kind, DCD)
     distill = _train_step(algorithm)
     for key in ('loss_fg_cos', 'loss_bg_feat', 'loss_bg_kl'):
@@ -96,7 +88,6 @@ def test_decoupled_cosine_trains_one_step_on_every_head(kind):
 
 @pytest.mark.parametrize('kind', sorted(HEADS))
 def test_confidence_soft_label_trains_one_step_on_every_head(kind):
-    _skip_without_dependency(kind)
     algorithm = build_distill(kind, kind, dict(CSL, **CSL_OPTIONS.get(kind, {})))
     distill = _train_step(algorithm)
     assert distill['loss_soft_cls'] > 0 and distill['loss_conf_feat'] > 0, kind
@@ -187,10 +178,32 @@ def test_strides_are_matched_whatever_the_order_and_must_share_one():
         match_levels_by_stride([4], [8, 16, 32])
 
 
-def test_a_faster_rcnn_teacher_for_a_one_stage_student_names_the_cause():
+def test_a_faster_rcnn_teacher_for_a_one_stage_student_names_the_cause_and_the_fix():
     with pytest.raises(ValueError, match=r"the teacher's dense head is its rpn_head \(RPNHead: "
-                       r"class-agnostic proposals\).*mmrazor's feature distillers"):
+                       r"class-agnostic proposals\).*head_source='none'"):
         build_distill('retinanet', 'faster_rcnn', DCD)
+
+
+@pytest.mark.parametrize('student', ['retinanet', 'rtmdet'])
+def test_a_faster_rcnn_teachers_fpn_teaches_a_one_stage_student_features_only(student):
+    algorithm = build_distill(student, 'faster_rcnn', dict(DCD, head_source='none'),
+                              teacher_head=None)
+    assert algorithm.distiller.head_outputs('teacher') is None
+    # Faster R-CNN's FPN has strides 4-64, RetinaNet's 8-128, RTMDet's 8-32
+    assert algorithm.distiller.level_pairs == [(0, 1), (1, 2), (2, 3)] + \
+        ([(3, 4)] if student == 'retinanet' else [])
+    distill = _train_step(algorithm)
+    assert distill['loss_fg_cos'] > 0 and distill['loss_bg_feat'] > 0
+    assert 'loss_bg_kl' not in distill  # no prediction term without the heads
+    assert _student_got_gradients(algorithm)
+
+
+def test_confidence_soft_label_refuses_features_only_and_says_why():
+    from kd_det.models.utils.arg_checks import DistillConfigError
+    with pytest.raises(DistillConfigError, match=r"model.distiller.head_source='none': "
+                       r"ConfidenceSoftLabelDistiller builds its soft labels.*needs both dense "
+                       r"heads"):
+        build_distill('retinanet', 'faster_rcnn', dict(CSL, head_source='none'))
 
 
 def test_a_head_that_packs_classes_with_boxes_is_refused_by_name():
@@ -213,12 +226,9 @@ def render_heads_table() -> str:
         csl = 'yes'
         if kind in CSL_OPTIONS:
             csl = 'yes, with ' + ', '.join(f'`{k}={v!r}`' for k, v in CSL_OPTIONS[kind].items())
-        if kind in NEEDS:
-            csl += f' (training needs {NEEDS[kind]})'
         lines.append(f'| `{head_type}` | sigmoid {activation} | '
                      f'{f"`{encoding}`" if encoding else "not decoded (score-only gate)"} | '
-                     f'{quality or "none"} | {priors} | {levels} | '
-                     f'yes{f" (training needs {NEEDS[kind]})" if kind in NEEDS else ""} | {csl} |')
+                     f'{quality or "none"} | {priors} | {levels} | yes | {csl} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -227,3 +237,16 @@ def test_the_docs_table_is_the_matrix():
         doc = f.read()
     table = render_heads_table()
     assert table in doc, f'docs/dense_heads.md is out of date; its table should read:\n{table}'
+
+
+def render_readme_heads() -> str:
+    """The README's one-paragraph list of supported heads, from :data:`HEADS`."""
+    heads = ', '.join(f'`{head_type}`' for head_type, *_ in HEADS.values())
+    return (f'Both distillers run on {len(HEADS)} mmdet 3.3 dense heads: {heads}.\n')
+
+
+def test_the_readme_lists_the_heads_of_the_matrix():
+    with open(README, encoding='utf-8') as f:
+        readme = f.read()
+    line = render_readme_heads()
+    assert line in readme, f'README.md is out of date; its head list should read:\n{line}'

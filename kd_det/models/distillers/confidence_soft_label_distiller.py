@@ -132,8 +132,8 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         weight_power (float): compression exponent of ``'geometric'``. Defaults to 0.5.
         weight_min (float): lower bound of a weight, in [0, 1]. Defaults to 0.25.
         weight_max (float): upper bound of a weight, >= 1. Defaults to 4.0.
-        neck_source, head_source: see :class:`DenseDetectionDistiller`; a dense head is
-            required.
+        neck_source, head_source: see :class:`DenseDetectionDistiller`; a dense head with
+            class outputs is required (``head_source='none'`` is refused).
 
     Loss weights are numbers >= 0, temperatures, ``weight_power`` and ``discrepancy_eps`` > 0,
     ``focal_gamma``, ``feat_conf_bias`` and the powers >= 0; a wrong type or value fails when
@@ -197,6 +197,12 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
                      why='weights are normalised to mean 1, so the upper bound is at least 1')
         check_bool(key('hard_weighting'), hard_weighting)
         _check_quality_branch(quality_branch)
+        if kwargs.get('head_source') == 'none':
+            raise DistillConfigError(
+                f"{key('head_source')}='none': ConfidenceSoftLabelDistiller builds its soft "
+                "labels and regions from the teacher's class confidences, so it needs both dense "
+                "heads. Fix: head_source='auto', or DecoupledCosineDistiller with "
+                "head_source='none' to distil features only")
         super().__init__(**kwargs)
         if loss_feat_weight is None:
             loss_feat_weight = 10.0 if feat_loss == 'conf_spatial_kl' else 1.0

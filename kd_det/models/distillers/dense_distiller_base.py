@@ -47,12 +47,14 @@ class DenseDetectionDistiller(ConfigurableDistiller):
     Args:
         neck_source (str): module whose outputs are the feature levels. Defaults to ``'neck'``.
         head_source (str): dense head to read predictions from; ``'auto'`` finds ``bbox_head``
-            (one-stage) or ``rpn_head`` (two-stage).
+            (one-stage) or ``rpn_head`` (two-stage); ``'none'`` reads none (feature terms only,
+            e.g. a two-stage teacher's FPN for a one-stage student).
     """
 
     def __init__(self, neck_source: str = 'neck', head_source: str = 'auto', **kwargs):
         check_name(distiller_key('neck_source'), neck_source, what='a module name')
-        check_name(distiller_key('head_source'), head_source, what="'auto' or a module name")
+        check_name(distiller_key('head_source'), head_source,
+                   what="'auto', 'none' or a module name")
         super().__init__(**kwargs)
         self.neck_source = neck_source
         self.head_source = head_source
@@ -82,9 +84,9 @@ class DenseDetectionDistiller(ConfigurableDistiller):
 
     def _prepare(self, model: nn.Module, role: str) -> RecorderManager:
         check_submodule(distiller_key('neck_source'), model, self.neck_source, role)
-        if self.head_source != 'auto':
+        if self.head_source not in ('auto', 'none'):
             check_submodule(distiller_key('head_source'), model, self.head_source, role,
-                            other_values="'auto'")
+                            other_values="'auto' or 'none'")
         head_name = find_dense_head(model, self.head_source)
         recorders = dict(feats=dict(type='ModuleOutputs', source=self.neck_source))
         if head_name is not None:
@@ -119,10 +121,10 @@ class DenseDetectionDistiller(ConfigurableDistiller):
             rpn_type = (teacher if two_stage == 'teacher' else student).head_type
             raise ValueError(
                 f"the {two_stage}'s dense head is its rpn_head ({rpn_type}: class-agnostic "
-                "proposals), the other one predicts classes: kd_det's prediction distillers "
-                "compare two one-stage heads or two RPNs. Fix: use a one-stage teacher for a "
-                "one-stage student, or mmrazor's feature distillers (CWD/PKD on the neck) for "
-                "a two-stage teacher's FPN")
+                "proposals), the other one predicts classes: their predictions cannot be "
+                "compared. Fix: set model.distiller.head_source='none' to distil the FPN "
+                "features only (DecoupledCosineDistiller), or use a one-stage teacher for a "
+                "one-stage student")
         if student.summary[:2] != teacher.summary[:2]:
             raise ValueError(
                 f'student head predicts {student.cls_out_channels} classes per anchor '

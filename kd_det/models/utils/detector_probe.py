@@ -10,13 +10,16 @@ def find_dense_head(detector: nn.Module, source: str = 'auto') -> Optional[str]:
     """Name of the detector's dense prediction head, or None.
 
     ``'auto'`` picks ``bbox_head`` of one-stage detectors (RetinaNet, FCOS, ATSS, GFL, ...) and
-    ``rpn_head`` of two-stage ones (its objectness is a one-class sigmoid prediction).
+    ``rpn_head`` of two-stage ones (its objectness is a one-class sigmoid prediction);
+    ``'none'`` picks none.
     """
     from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    if source == 'none':
+        return None
     if source != 'auto':
         if not isinstance(getattr(detector, source, None), nn.Module):
             raise ValueError(f'{type(detector).__name__} has no submodule {source!r}; '
-                             f"set head_source='auto' or to the name of its dense head")
+                             f"set head_source='auto', 'none' or the name of its dense head")
         return source
     for name in ('bbox_head', 'rpn_head'):
         if isinstance(getattr(detector, name, None), BaseDenseHead):
