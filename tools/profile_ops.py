@@ -6,6 +6,8 @@
 Prints the batch-1, one-thread latency of each part (backbone, neck, head, all; every model
 and part interleaved, medians) and each part's costliest ops from ``torch.profiler``. Weights
 are random: latency depends on the architecture only (a distillation config: its student).
+``--optimized`` adds each model as a deployment would run it eagerly (conv + BN folded,
+channels-last; ``kd_det/deploy/eager_inference.py``), as a second column "<name> +fused NHWC".
 """
 import argparse
 import os.path as osp
@@ -22,6 +24,8 @@ def parse_args(argv=None):
                         metavar=('C', 'H', 'W'))
     parser.add_argument('--repeats', type=int, default=100, help='timed runs per part')
     parser.add_argument('--top', type=int, default=8, help='ops listed per part')
+    parser.add_argument('--optimized', action='store_true',
+                        help='also profile each model with conv + BN folded and channels-last')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides for every config')
     return parser.parse_args(argv)
@@ -37,6 +41,10 @@ def main(argv=None):
         names = args.configs
     models = {name: build_student(config, cfg_options=args.cfg_options)
               for name, config in zip(names, args.configs)}
+    if args.optimized:
+        from kd_det.deploy.eager_inference import optimize_for_eager_inference
+        models.update({f'{name} +fused NHWC': optimize_for_eager_inference(model)
+                       for name, model in list(models.items())})
     results = profile_models(models, tuple(args.input_shape), args.parts, args.repeats,
                              args.top)
     print(profile_markdown(results))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from kd_det.deploy.eager_inference import to_channels_last
 from kd_det.deploy.latency import interleaved_medians_ms
 
 PARTS = ('backbone', 'neck', 'head', 'all')
@@ -18,7 +19,12 @@ PARTS = ('backbone', 'neck', 'head', 'all')
 def part_callables(detector: nn.Module, image: torch.Tensor) -> Dict[str, Callable[[], object]]:
     """``{part: callable}`` running one part of ``detector`` on fixed inputs: the backbone on
     ``image`` (1, 3, H, W), the neck on the backbone's outputs, the dense head on the neck's,
-    and all three."""
+    and all three. A detector with channels-last weights gets a channels-last image."""
+    first_weight = next((p for p in detector.parameters() if p.dim() == 4), None)
+    if first_weight is not None and \
+            first_weight.is_contiguous(memory_format=torch.channels_last) and \
+            not first_weight.is_contiguous():
+        image = to_channels_last(image)
     with torch.no_grad():
         backbone_out = detector.backbone(image)
         neck_out = detector.neck(backbone_out) if detector.with_neck else backbone_out
