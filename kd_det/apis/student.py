@@ -64,9 +64,16 @@ def build_student(config: str, checkpoint: Optional[str] = None,
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model)
     if checkpoint:
-        state = student_state_dict(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')))
-        model.load_state_dict(state, strict=True)
+        load_student_weights(model, checkpoint)
     return model.eval()
+
+
+def load_student_weights(model: torch.nn.Module, checkpoint: str) -> torch.nn.Module:
+    """Load ``checkpoint`` (a plain detector's, or a distillation run's: its student part) into
+    ``model``, strictly (every key must match), under ``weights_only``."""
+    state = student_state_dict(state_dict_of(load_checkpoint_file(checkpoint, 'cpu')))
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def _without_teacher(cfg_options: Optional[Dict]) -> Dict:

@@ -5,7 +5,7 @@ detector's data preprocessor) to the network's flat head outputs, each (1, C, h,
 :class:`kd_det.deploy.dense_forward.DenseForward` order. Backends run batch 1: NCNN has no batch
 axis, and batch 1 is what a camera on a small device sees.
 """
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -96,8 +96,13 @@ class NcnnBackend(DenseBackend):
         return outputs
 
 
-def open_backend(model: DeployedModel, threads: int = 1) -> DenseBackend:
-    """The runtime for a resolved model path (:func:`kd_det.deploy.artifact.resolve_model`)."""
+def open_backend(model: DeployedModel, threads: int = 1,
+                 detector: Optional[torch.nn.Module] = None) -> DenseBackend:
+    """The runtime for a resolved model path (:func:`kd_det.deploy.artifact.resolve_model`).
+
+    For a ``.pth`` (PyTorch backend), ``detector``, if given, is the already-built detector of
+    ``model.config``: the weights are loaded into it instead of building a second one.
+    """
     if model.backend == 'onnxruntime':
         return OnnxRuntimeBackend(model.files[0], threads)
     if model.backend == 'ncnn':
@@ -105,6 +110,8 @@ def open_backend(model: DeployedModel, threads: int = 1) -> DenseBackend:
         weights = next(f for f in model.files if f.endswith('.bin'))
         return NcnnBackend(param, weights, sum(model.output_groups), threads)
     if model.backend == 'pytorch':
-        from kd_det.apis.student import build_student
+        from kd_det.apis.student import build_student, load_student_weights
+        if detector is not None:
+            return TorchBackend(load_student_weights(detector, model.files[0]).eval(), threads)
         return TorchBackend(build_student(model.config, model.files[0]), threads)
     raise ValueError(f'unknown backend {model.backend!r}')

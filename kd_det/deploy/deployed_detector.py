@@ -45,7 +45,8 @@ class DeployedDetector(BaseDetector):
             raise ValueError(f'{type(self.detector).__name__} has no dense bbox_head; deployed '
                              'evaluation supports single-stage dense detectors')
         self.model: DeployedModel = resolve_model(model_path, config_path)
-        self.backend = open_backend(self.model, threads)
+        # a .pth runs in self.detector itself (its weights loaded), not in a second copy
+        self.backend = open_backend(self.model, threads, detector=self.detector)
         self.groups = self.model.output_groups or output_groups(self.detector, (3, 64, 64))
 
     def dense_outputs(self, batch_inputs: torch.Tensor) -> List[list]:

@@ -79,6 +79,8 @@ def test_deployed_detector_gives_pytorch_detections(exports, student_ckpt, tiny_
     if name == 'pytorch':  # the checkpoint itself, through the same post-processing
         deployed = DeployedDetector(detector=cfg.model, model_path=student_ckpt,
                                     config_path=STUDENT_CONFIG)
+        # the checkpoint runs in the detector the post-processing uses, not in a second copy
+        assert deployed.backend.network.detector is deployed.detector
     else:
         deployed = DeployedDetector(detector=cfg.model, model_path=exports[name]['out_dir'])
     for image, sample in prepared_images(cfg, 'val', 3):
