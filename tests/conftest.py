@@ -46,6 +46,25 @@ def tiny_run_options(data_root: str, epochs: int = 1, batch_size: int = 4) -> di
     return options
 
 
+def train_tiny_distillation(config: str, teacher_config: str, data_root: str,
+                            work_dir: str) -> dict:
+    """One epoch of ``config`` on ``data_root`` (batch 8) from a random-weight teacher of
+    ``teacher_config`` saved to ``work_dir/teacher.pth``; returns the cfg-options used."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from kd_det.apis.runner import build_train_runner
+    init_default_scope('mmdet')
+    teacher = MODELS.build(Config.fromfile(teacher_config).model)
+    teacher_ckpt = osp.join(work_dir, 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict()), teacher_ckpt)
+    options = tiny_run_options(data_root, epochs=1, batch_size=8)
+    options['model.teacher_ckpt'] = teacher_ckpt
+    build_train_runner(config, work_dir=work_dir, cfg_options=options).train()
+    return options
+
+
 def semi_run_options(data_root: str, iters: int, warmup: int = 5) -> dict:
     """--cfg-options for a short iteration-based run of a labeled + unlabeled config (two
     datasets in a ConcatDataset) on ``data_root``, without worker processes."""

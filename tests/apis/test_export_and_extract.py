@@ -6,25 +6,16 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import DCD_CONFIG, STUDENT_CONFIG, TEACHER_CONFIG, tiny_run_options
+from conftest import (DCD_CONFIG, STUDENT_CONFIG, TEACHER_CONFIG, tiny_run_options,
+                      train_tiny_distillation)
 from kd_det.apis.student import extract_student, student_config, student_state_dict
 
 
 @pytest.fixture(scope='module')
 def distill_run(tiny_dataset, tmp_path_factory):
     """A 1-epoch distillation run from a (random-weight) saved teacher checkpoint."""
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    from kd_det.apis.runner import build_train_runner
     work = tmp_path_factory.mktemp('distill')
-    init_default_scope('mmdet')
-    teacher = MODELS.build(Config.fromfile(TEACHER_CONFIG).model)
-    teacher_ckpt = str(work / 'teacher.pth')
-    torch.save(dict(state_dict=teacher.state_dict()), teacher_ckpt)
-    options = tiny_run_options(tiny_dataset, epochs=1, batch_size=8)
-    options['model.teacher_ckpt'] = teacher_ckpt
-    runner = build_train_runner(DCD_CONFIG, work_dir=str(work), cfg_options=options)
-    runner.train()
+    options = train_tiny_distillation(DCD_CONFIG, TEACHER_CONFIG, tiny_dataset, str(work))
     return work, options
 
 

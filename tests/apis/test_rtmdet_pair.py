@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, tiny_run_options
+from conftest import REPO_ROOT, train_tiny_distillation
 from kd_det.apis.student import extract_student
 
 TEACHER = osp.join(REPO_ROOT, 'configs/embedded/rtmdet_s_16e_embedded_teacher.py')
@@ -19,18 +19,8 @@ DCD = osp.join(REPO_ROOT, 'configs/rtmdet/dcd_rtmdet_tiny_embedded.py')
 @pytest.fixture(scope='module')
 def rtmdet_distill_run(tiny_dataset, tmp_path_factory):
     """One epoch of DecoupledCosine on the RTMDet pair from a (random-weight) teacher."""
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    from kd_det.apis.runner import build_train_runner
     work = tmp_path_factory.mktemp('rtmdet')
-    init_default_scope('mmdet')
-    teacher = MODELS.build(Config.fromfile(TEACHER).model)
-    teacher_ckpt = str(work / 'teacher.pth')
-    torch.save(dict(state_dict=teacher.state_dict()), teacher_ckpt)
-    options = tiny_run_options(tiny_dataset, epochs=1, batch_size=8)
-    options['model.teacher_ckpt'] = teacher_ckpt
-    runner = build_train_runner(DCD, work_dir=str(work), cfg_options=options)
-    runner.train()
+    train_tiny_distillation(DCD, TEACHER, tiny_dataset, str(work))
     return work
 
 
