@@ -13,6 +13,9 @@ student = dict(name='SparseBiFPN-64',
 methods = [
     dict(name='PAFPN-64 (mmdet)', role='student',
          config='configs/sparse_bifpn/retinanet_mnv2-w05-pafpn64_8e_embedded.py'),
+    # one BiFPN layer instead of two: 8 fusion nodes, the latency comparison's lighter variant
+    dict(name='SparseBiFPN-64, 1 layer', role='student',
+         config='configs/sparse_bifpn/retinanet_mnv2-w05-sparsebifpn64-r1_8e_embedded.py'),
     dict(name='SparseBiFPN-64 sparsity-trained', role='student',
          config='configs/sparse_bifpn/retinanet_mnv2-w05-sparsebifpn64_8e_embedded_sparse.py'),
 ]
