@@ -172,7 +172,7 @@ def test_benchmark_prune_chain_prunes_each_seed_and_adds_rows(sparse_checkpoint,
     monkeypatch.chdir(REPO_ROOT)
     spec = Config.fromfile(osp.join(REPO_ROOT, 'configs/benchmark/sparse_bifpn.py'))
     bench = Benchmark(spec, seeds=[0], work_root=str(tmp_path))
-    assert [m.role for m in bench.methods] == ['teacher', 'student', 'student', 'student']
+    assert [m.role for m in bench.methods] == ['teacher'] + ['student'] * 4
     source = next(m for m in bench.methods if m.name == spec.prune.source)
     run_dir = bench.run_dir(source, 0)
     os.makedirs(run_dir, exist_ok=True)
