@@ -63,8 +63,12 @@ def main(argv=None):
         return
     bench.run(args.jobs)
     if spec.get('prune'):  # prune + fine-tune a trained method (see kd_det.pruning.prune_chain)
-        from kd_det.pruning.prune_chain import run_prune_chain
-        run_prune_chain(bench, **spec.prune)
+        if any(m.name == spec.prune.source for m in bench.methods):
+            from kd_det.pruning.prune_chain import run_prune_chain
+            run_prune_chain(bench, **spec.prune)
+        else:
+            print(f'prune chain skipped: its source {spec.prune.source!r} is not in --only',
+                  flush=True)
     measurements = None if args.skip_measure else bench.measure(
         args.latency_repeats, remeasure=args.remeasure)
     rows = bench.rows(measurements)

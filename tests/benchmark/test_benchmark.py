@@ -620,3 +620,27 @@ def test_the_benchmark_tool_reports_a_method_without_config_before_training(tmp_
                     raises=BenchmarkSpecError) as outcome:
         tool.main([path, '--skip-measure'])
     assert re.search(r"methods\[0\] \('distilled'\): no 'config'", str(outcome.error))
+
+
+def test_an_only_run_without_the_prune_source_skips_the_prune_chain(tmp_path, monkeypatch,
+                                                                   capsys):
+    """``--only`` rows of a spec with a prune chain whose source is not among them: the chain
+    is skipped with a line saying so, and the reports are written (it used to stop with
+    'prune source ... is not a method of the spec' before any report)."""
+    import importlib.util
+    spec_dict = make_spec(str(tmp_path), seeds=[0]).to_dict()
+    spec_dict['prune'] = dict(source='student', ratios=[0.5], finetune_config=STUDENT)
+    spec_path = tmp_path / 'spec.py'
+    spec_path.write_text(''.join(f'{key} = {value!r}\n' for key, value in spec_dict.items()))
+    loader = importlib.util.spec_from_file_location(
+        'benchmark_cli', osp.join(REPO_ROOT, 'tools', 'benchmark.py'))
+    cli = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(cli)
+    monkeypatch.setattr(Benchmark, 'run', lambda self, jobs=1: None)
+    for name, seed, mAP in (('teacher', 0, 40.0), ('distilled', 0, 30.0)):
+        bench = Benchmark(Config.fromfile(str(spec_path)), only=['distilled'])
+        write_result(bench, name, seed, mAP)
+    cli.main([str(spec_path), '--only', 'distilled', '--skip-measure'])
+    out = capsys.readouterr().out
+    assert "prune chain skipped: its source 'student' is not in --only" in out
+    assert osp.exists(osp.join(str(tmp_path), 'results.md'))
