@@ -25,6 +25,14 @@ methods = [
     dict(name='10% labels: ConfidenceSoftLabel v2 without hard-sample weights',
          config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10.py',
          cfg_options={'model.distiller.hard_weighting': False}, ablation_of=CSL),
+    # the labeled/unlabeled balance: each unlabeled image's distillation losses x0.5 or x2
+    # (SemiSupervisedDetectionDistill.unlabeled_weight; the default 1 counts both alike)
+    dict(name='10% labels: ConfidenceSoftLabel v2, unlabeled images x0.5',
+         config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10.py',
+         cfg_options={'model.unlabeled_weight': 0.5}, ablation_of=CSL),
+    dict(name='10% labels: ConfidenceSoftLabel v2, unlabeled images x2',
+         config=f'{CSL_DIR}/csl_retinanet_mnv2_800it_embedded_semi10.py',
+         cfg_options={'model.unlabeled_weight': 2.0}, ablation_of=CSL),
     # iterative: each round's student is the next round's teacher (same seed, teacher_from);
     # every round trains a new student for the same 800 iterations
     dict(name='10% labels: hard pseudo-labels, round 2 (teacher: round-1 student)',

@@ -15,6 +15,8 @@ from kd_det.datasets.split_labeled import split_coco
 
 CSL_SEMI = osp.join(REPO_ROOT, 'configs/confidence_soft_label/'
                     'csl_retinanet_mnv2_800it_embedded_semi10.py')
+CSL_SEMI_NEXT_ROUND = osp.join(REPO_ROOT, 'configs/confidence_soft_label/'
+                               'csl_retinanet_mnv2_800it_embedded_semi10_next_round.py')
 PSEUDO_SEMI = osp.join(REPO_ROOT, 'configs/confidence_soft_label/'
                        'pseudo_label_retinanet_mnv2_800it_embedded_semi10.py')
 CLASSES = ('red_disc', 'orange_disc', 'blue_square', 'blue_striped_square', 'green_triangle',
@@ -139,6 +141,30 @@ def test_tiny_semi_supervised_distillation_run(tiny_dataset, tmp_path):
     # so COCO metrics are not asserted)
     assert 'val/time' in scalars
     assert osp.isfile(tmp_path / 'iter_30.pth')
+    _next_round_is_taught_by_this_student(tiny_dataset, tmp_path, runner.model.student)
+
+
+def _next_round_is_taught_by_this_student(root, round1_dir, round1_student):
+    """The teacher-update loop: round 2 (the ``*_next_round.py`` config) loads round 1's
+    distillation checkpoint, whose student becomes its frozen teacher; round 2 also runs the
+    labeled/unlabeled balance with a ramp, which follows the runner's iteration."""
+    from kd_det.apis.runner import build_train_runner
+    options = _semi_options(root, iters=6)
+    options.update({'model.teacher_ckpt': str(round1_dir / 'iter_30.pth'),
+                    'model.unlabeled_weight': 2.0, 'model.unlabeled_rampup_iters': 4,
+                    'default_hooks.logger.interval': 1})
+    runner = build_train_runner(CSL_SEMI_NEXT_ROUND, work_dir=str(round1_dir / 'round2'),
+                                cfg_options=options)
+    runner.model.init_weights()
+    taught_by = round1_student.state_dict()
+    teacher = runner.model.teacher.state_dict()
+    assert teacher.keys() == taught_by.keys()
+    for key, value in teacher.items():
+        assert torch.equal(value, taught_by[key]), f'teacher is not the round-1 student: {key}'
+    runner.train()
+    ramp, _ = runner.message_hub.log_scalars['train/distill.unlabeled_weight'].data
+    expected = [2.0 * math.exp(-5.0 * (1 - min(i / 4, 1)) ** 2) for i in range(6)]
+    assert list(ramp) == pytest.approx(expected, rel=1e-5)
 
 
 def test_pseudo_label_baseline_runs(tiny_dataset, tmp_path):

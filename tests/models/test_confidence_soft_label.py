@@ -552,6 +552,100 @@ def test_all_unlabeled_batch_trains_from_distillation_only_and_teacher_gets_no_g
     assert not algorithm.teacher.training  # the frozen teacher predicts as at test time
 
 
+@pytest.mark.parametrize('feat_loss', ['conf_spatial_kl', 'standardized_region'])
+def test_image_weights_scale_each_images_share_of_every_term(feat_loss):
+    """Each term is linear in the per-image factors: L(w) = sum_i w_i L_i, and ones (or None)
+    give the unweighted losses exactly."""
+    algorithm = build_distill('retinanet', 'retinanet', dict(CSL, region='topk',
+                                                             feat_loss=feat_loss))
+    algorithm.loss(*fake_batch(batch_size=2))
+    distiller = algorithm.distiller
+    terms = ('loss_soft_cls', 'loss_soft_box', 'loss_conf_feat')
+
+    def losses(weights):
+        out = distiller.compute_distill_losses(
+            image_weights=None if weights is None else torch.tensor(weights))
+        return [out[key].detach() for key in terms]
+
+    plain, ones = losses(None), losses([1.0, 1.0])
+    first, second, mixed = losses([1.0, 0.0]), losses([0.0, 1.0]), losses([2.0, 0.5])
+    for key, p, o, a, b, m in zip(terms, plain, ones, first, second, mixed):
+        assert torch.equal(p, o), key
+        assert a > 0 and b > 0, key
+        assert torch.allclose(a + b, p, rtol=1e-5), key
+        assert torch.allclose(2.0 * a + 0.5 * b, m, rtol=1e-5), key
+    with pytest.raises(ValueError, match=r'image_weights must have shape \(2,\)'):
+        distiller.compute_distill_losses(image_weights=torch.ones(3))
+
+
+def _distill_total(losses):
+    return sum(v for k, v in losses.items() if k.startswith('distill.loss'))
+
+
+def test_unlabeled_weight_scales_only_the_unlabeled_images_distillation():
+    from mmengine.logging import MessageHub
+    MessageHub.get_current_instance().update_info('iter', 0)
+    inputs, samples = fake_batch(batch_size=2)
+    samples = _mark_unlabeled(samples, [1])
+    algorithm = _semi(dict(CSL, region='topk'), unlabeled_weight=0.0)
+    algorithm.eval()  # BatchNorm on running statistics: images do not influence each other
+    totals = {}
+    for weight in (0.0, 1.0, 3.0):
+        algorithm.unlabeled_weight = weight
+        image = inputs.clone().requires_grad_(True)
+        losses = algorithm.loss(image, samples)
+        totals[weight] = _distill_total(losses).detach()
+        if weight != 1.0:  # the default logs nothing new
+            assert losses['distill.unlabeled_weight'].item() == weight
+        else:
+            assert 'distill.unlabeled_weight' not in losses
+        grad, = torch.autograd.grad(_distill_total(losses), image)
+        assert grad[0].abs().sum() > 0  # the labeled image always teaches
+        assert (grad[1].abs().sum() > 0) == (weight > 0)
+    labeled_part, unlabeled_part = totals[0.0], totals[1.0] - totals[0.0]
+    assert unlabeled_part > 0
+    assert torch.allclose(totals[3.0], labeled_part + 3.0 * unlabeled_part, rtol=1e-4)
+
+
+def test_unlabeled_weight_ramps_up_with_the_runners_iteration():
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    algorithm = _semi(dict(CSL, region='topk'), unlabeled_weight=2.0,
+                      unlabeled_rampup_iters=100)
+    inputs, samples = fake_batch(batch_size=2)
+    logged = []
+    for iteration in (0, 50, 100, 400):
+        hub.update_info('iter', iteration)
+        losses = algorithm.loss(inputs, _mark_unlabeled(fake_batch(batch_size=2)[1], [1]))
+        logged.append(losses['distill.unlabeled_weight'].item())
+    hub.update_info('iter', 0)
+    expected = [2.0 * math.exp(-5.0), 2.0 * math.exp(-1.25), 2.0, 2.0]
+    assert logged == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize('options, error, message', [
+    (dict(unlabeled_weight=-1.0), 'DistillConfigError',
+     'model.unlabeled_weight must be >= 0'),
+    (dict(unlabeled_weight='2'), 'DistillConfigError',
+     'write model.unlabeled_weight=2 without quotes'),
+    (dict(unlabeled_rampup_iters=1.5), 'DistillConfigError',
+     'model.unlabeled_rampup_iters must be an int >= 0'),
+    (dict(unlabeled_weight=2.0, pseudo_label_thr=0.5), 'DistillConfigError',
+     'every image is labeled \\(pseudo GT\\)'),
+])
+def test_bad_balance_options_name_the_key(options, error, message):
+    with pytest.raises(Exception, match=message) as info:
+        _semi(dict(type='ConfigurableDistiller') if 'pseudo_label_thr' in options else CSL,
+              **options)
+    assert type(info.value).__name__ == error
+
+
+def test_the_balance_needs_a_distiller_with_per_image_losses():
+    with pytest.raises(Exception, match="DecoupledCosineDistiller does not compute. Fix: use "
+                       "model.distiller.type='ConfidenceSoftLabelDistiller'"):
+        _semi(dict(type='DecoupledCosineDistiller'), unlabeled_weight=2.0)
+
+
 def test_mixed_batches_need_a_one_stage_student():
     from mmrazor.registry import MODELS
     algorithm = MODELS.build(dict(

@@ -91,8 +91,12 @@ class DetectionDistill(SingleTeacherDistill):
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
 
-        losses.update(add_prefix(self.distiller.compute_distill_losses(), 'distill'))
+        losses.update(add_prefix(self.distill_losses(data_samples), 'distill'))
         return losses
+
+    def distill_losses(self, data_samples: list) -> Dict[str, torch.Tensor]:
+        """The distiller's losses of the step whose records it holds."""
+        return self.distiller.compute_distill_losses()
 
     def prepare_batch(self, batch_inputs: torch.Tensor, data_samples: list,
                       teacher_outs) -> Dict[str, torch.Tensor]:

@@ -1,12 +1,16 @@
 """Distillation on batches that mix labeled and unlabeled images."""
+import inspect
 from typing import Dict, List, Optional
 
 import torch
-from mmengine.structures import BaseDataElement, InstanceData
+from mmengine.logging import MessageHub
+from mmengine.structures import InstanceData
 from mmrazor.registry import MODELS
 
 from kd_det.datasets.semi_supervised import is_labeled
-from kd_det.models.utils.arg_checks import DistillConfigError, algorithm_key, check_number
+from kd_det.models.utils.arg_checks import (DistillConfigError, algorithm_key, check_number,
+                                            check_weight)
+from kd_det.models.utils.unlabeled_balance import image_loss_weights, sigmoid_rampup
 from .detection_distill import DetectionDistill
 
 
@@ -29,18 +33,34 @@ class SemiSupervisedDetectionDistill(DetectionDistill):
     The teacher stays in eval mode throughout: a frozen teacher predicts as at test time
     (FCOS, for one, only scales its box distances to pixels in eval mode).
 
+    **Labeled/unlabeled balance.** Each unlabeled image's share of every distillation term is
+    multiplied by ``unlabeled_weight * sigmoid_rampup(iter, unlabeled_rampup_iters)``; a
+    labeled image's by 1 (:mod:`kd_det.models.utils.unlabeled_balance`). The defaults (1, no
+    ramp) count both alike, so the batch mix (``source_ratio``) alone sets the balance. Within
+    that share the distiller's own sample weights still apply (ConfidenceSoftLabel's
+    hard-sample weights: teacher reliability x student discrepancy). The factor in use is
+    logged as ``unlabeled_weight``.
+
     A batch that is entirely labeled runs exactly as :class:`DetectionDistill`. Mixed batches
     need a one-stage student (RetinaNet, FCOS, ATSS, GFL, ...).
 
     Args:
         pseudo_label_thr (float, optional): score threshold of hard pseudo-labels, or None
             (unlabeled images get distillation losses only). Defaults to None.
+        unlabeled_weight (float): factor of the unlabeled images' distillation losses, >= 0.
+            Defaults to 1.0.
+        unlabeled_rampup_iters (int): iterations of the sigmoid ramp of ``unlabeled_weight``
+            from ~0 (0: no ramp). Defaults to 0.
         Others: as :class:`DetectionDistill`.
     """
 
-    def __init__(self, *args, pseudo_label_thr: Optional[float] = None, **kwargs):
+    def __init__(self, *args, pseudo_label_thr: Optional[float] = None,
+                 unlabeled_weight: float = 1.0, unlabeled_rampup_iters: int = 0, **kwargs):
         check_number(algorithm_key('pseudo_label_thr'), pseudo_label_thr, low=0.0, high=1.0,
                      optional=True, why="a score threshold of the teacher's detections")
+        check_weight(algorithm_key('unlabeled_weight'), unlabeled_weight)
+        check_number(algorithm_key('unlabeled_rampup_iters'), unlabeled_rampup_iters, low=0,
+                     integer=True, why='0 switches the ramp off')
         super().__init__(*args, **kwargs)
         if pseudo_label_thr is not None and self.teacher_head is None:
             raise DistillConfigError(
@@ -49,6 +69,37 @@ class SemiSupervisedDetectionDistill(DetectionDistill):
                 f"{algorithm_key('teacher_head')}='auto' (or the head's name), not None, or "
                 f"drop {algorithm_key('pseudo_label_thr')}")
         self.pseudo_label_thr = pseudo_label_thr
+        self.unlabeled_weight = unlabeled_weight
+        self.unlabeled_rampup_iters = unlabeled_rampup_iters
+        if self.balances_unlabeled:
+            self._check_balance_is_possible()
+
+    @property
+    def balances_unlabeled(self) -> bool:
+        """Whether unlabeled images' distillation losses get a factor other than 1."""
+        return self.unlabeled_weight != 1.0 or self.unlabeled_rampup_iters > 0
+
+    def _check_balance_is_possible(self) -> None:
+        keys = f"{algorithm_key('unlabeled_weight')} / {algorithm_key('unlabeled_rampup_iters')}"
+        if self.pseudo_label_thr is not None:
+            raise DistillConfigError(
+                f'{keys} weight the distillation losses of unlabeled images, but with '
+                f"{algorithm_key('pseudo_label_thr')} every image is labeled (pseudo GT) and "
+                'learns through the task loss. Fix: drop one of them')
+        accepts = inspect.signature(self.distiller.compute_distill_losses).parameters
+        if 'image_weights' not in accepts:
+            raise DistillConfigError(
+                f'{keys} need per-image distillation losses, which '
+                f'{type(self.distiller).__name__} does not compute. Fix: use '
+                "model.distiller.type='ConfidenceSoftLabelDistiller', or keep "
+                f"{algorithm_key('unlabeled_weight')}=1.0 and "
+                f"{algorithm_key('unlabeled_rampup_iters')}=0")
+
+    def current_unlabeled_weight(self) -> float:
+        """``unlabeled_weight`` ramped by the runner's current iteration (MessageHub
+        ``'iter'``; 0 outside a runner)."""
+        iteration = MessageHub.get_current_instance().get_info('iter', 0)
+        return self.unlabeled_weight * sigmoid_rampup(iteration, self.unlabeled_rampup_iters)
 
     def train(self, mode: bool = True) -> None:
         super().train(mode)
@@ -66,6 +117,18 @@ class SemiSupervisedDetectionDistill(DetectionDistill):
             labeled = [True] * len(data_samples)
         values['labeled_images'] = torch.tensor(float(sum(labeled)), device=batch_inputs.device)
         return values
+
+    def distill_losses(self, data_samples: list) -> Dict[str, torch.Tensor]:
+        """The distiller's losses, unlabeled images weighted by the current
+        ``unlabeled_weight`` (logged with them)."""
+        if not self.balances_unlabeled:
+            return super().distill_losses(data_samples)
+        factor = self.current_unlabeled_weight()
+        device = next(self.student.parameters()).device
+        weights = image_loss_weights([is_labeled(s) for s in data_samples], factor, device)
+        losses = self.distiller.compute_distill_losses(image_weights=weights)
+        losses['unlabeled_weight'] = torch.tensor(factor, device=device)
+        return losses
 
     def student_task_loss(self, batch_inputs: torch.Tensor,
                           data_samples: list) -> Dict[str, torch.Tensor]:

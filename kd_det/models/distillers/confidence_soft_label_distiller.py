@@ -439,8 +439,15 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         return reduced
 
     # ---- losses ---------------------------------------------------------------------------------
-    def compute_distill_losses(self) -> Dict[str, Tensor]:
+    def compute_distill_losses(self, image_weights: Optional[Tensor] = None
+                               ) -> Dict[str, Tensor]:
         """Distillation losses and confidence/weight statistics of the last recorded step.
+
+        Args:
+            image_weights: (N,) factor of each image's share of every distillation term (the
+                labeled/unlabeled balance of :class:`SemiSupervisedDetectionDistill`), or
+                None for 1 everywhere. The normalisers do not change: a factor of 2 counts the
+                image twice.
 
         Returns:
             ``loss_soft_cls``, ``loss_soft_box`` (unless ``box_loss='none'``) and
@@ -454,20 +461,21 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         maps = self._analyse()
         region_mask, region_weight = maps['region_mask'], maps['region_weight']
         n = region_mask.shape[0]
+        image_factor = _image_factors(image_weights, n, region_weight)  # (N, 1)
 
         # classification: region anchors re-weighted, every other anchor weight 1
         cls_weight = torch.where(region_mask, region_weight, torch.ones_like(region_weight))
         cls_loss = _flat(maps['cls_loss'])
         avg_factor = max(float(region_mask.sum()), float(n))
-        losses = dict(loss_soft_cls=self.loss_cls_weight * (cls_loss * cls_weight).sum() /
-                      avg_factor)
+        losses = dict(loss_soft_cls=self.loss_cls_weight *
+                      (cls_loss * cls_weight * image_factor).sum() / avg_factor)
 
         if maps['box_distance'] is not None:
             box = _flat(maps['box_distance'])
-            losses['loss_soft_box'] = self.loss_box_weight * (box * region_weight).sum() / \
-                region_weight.sum().clamp(min=1e-12)
+            losses['loss_soft_box'] = self.loss_box_weight * (
+                box * region_weight * image_factor).sum() / region_weight.sum().clamp(min=1e-12)
 
-        losses['loss_conf_feat'], level_shares = self._feature_term(maps)
+        losses['loss_conf_feat'], level_shares = self._feature_term(maps, image_factor)
         for level, share in enumerate(level_shares):
             losses[f'feat_level{level}'] = share
 
@@ -484,11 +492,13 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
             losses[f'hard_weight_{key}'] = value.detach()
         return losses
 
-    def _feature_term(self, maps: dict) -> Tuple[Tensor, List[Tensor]]:
-        """``loss_conf_feat`` (0-dim, attached) and each level's detached share of it."""
+    def _feature_term(self, maps: dict, image_factor: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """``loss_conf_feat`` (0-dim, attached) and each level's detached share of it;
+        ``image_factor`` (N, 1) scales each image's part."""
         if self.feat_loss == 'conf_spatial_kl':
             # CWD: mean over images and channels per level, summed over levels
-            terms = [self.loss_feat_weight * kl.mean() for kl in maps['feat_kl']]
+            terms = [self.loss_feat_weight * (kl * image_factor).mean()
+                     for kl in maps['feat_kl']]
             return torch.stack(terms).sum(), [term.detach() for term in terms]
         # v1: per level the cell weight is the mean region weight of its anchors, normalised
         # per level, averaged over the levels that hold a region
@@ -496,7 +506,8 @@ class ConfidenceSoftLabelDistiller(DenseDetectionDistiller):
         terms = []
         for distance, weight in zip(maps['feat_distance'], level_weights):
             cell_weight = weight.mean(dim=1)
-            terms.append((distance * cell_weight).sum() / cell_weight.sum()
+            terms.append((distance * cell_weight * image_factor[..., None]).sum() /
+                         cell_weight.sum()
                          if cell_weight.sum() > 0 else None)
         present = [term for term in terms if term is not None]
         zero = maps['feat_distance'][0].sum() * 0.0
@@ -538,6 +549,16 @@ def _check_quality_branch(value) -> None:
         "bbox, centerness)"
     raise DistillConfigError(f"{key} must be 'auto', None or an int >= 0, got "
                              f'{describe(value)}. Fix: {fix}')
+
+
+def _image_factors(image_weights: Optional[Tensor], num_images: int, like: Tensor) -> Tensor:
+    """(N, 1) per-image factors from (N,) ``image_weights`` (None: ones), as ``like``."""
+    if image_weights is None:
+        return torch.ones(num_images, 1, dtype=like.dtype, device=like.device)
+    if image_weights.shape != (num_images,):
+        raise ValueError(f'image_weights must have shape ({num_images},), one factor per '
+                         f'image of the batch, got {tuple(image_weights.shape)}')
+    return image_weights.detach().to(like)[:, None]
 
 
 def _flat(per_level: List[Tensor]) -> Tensor:
