@@ -97,7 +97,7 @@ class SemiSupervisedDetectionDistill(DetectionDistill):
 
     def current_unlabeled_weight(self) -> float:
         """``unlabeled_weight`` ramped by the runner's current iteration (MessageHub
-        ``'iter'``; 0 outside a runner)."""
+        ``'iter'``, which a resumed run restores; iteration 0 outside a runner)."""
         iteration = MessageHub.get_current_instance().get_info('iter', 0)
         return self.unlabeled_weight * sigmoid_rampup(iteration, self.unlabeled_rampup_iters)
 
