@@ -271,8 +271,9 @@ def load_teacher_checkpoint(teacher: nn.Module, checkpoint_path: Optional[str]) 
     its student: iterative distillation, where last round's student teaches the next one.
     """
     checkpoint = load_checkpoint_file(checkpoint_path, map_location='cpu')
-    state = teacher_state_dict(state_dict_of(checkpoint))
-    if state is not state_dict_of(checkpoint):
+    full_state = state_dict_of(checkpoint)
+    state = teacher_state_dict(full_state)
+    if state is not full_state:
         from mmengine.logging import print_log
         print_log(f'teacher_ckpt {checkpoint_path} is a distillation checkpoint: the teacher is '
                   'its student (architecture.*)', logger='current')

@@ -113,8 +113,10 @@ def test_two_stage_checkpoint_for_one_stage_teacher_is_named(tmp_path):
         load_teacher_checkpoint(teacher, path)
 
 
-def test_a_distillation_checkpoint_teaches_with_its_student(tmp_path):
-    """Iterative distillation: last round's distillation checkpoint is the next teacher."""
+def test_a_distillation_checkpoint_teaches_with_its_student(tmp_path, monkeypatch):
+    """Iterative distillation: last round's distillation checkpoint is the next teacher (and
+    the log says so for that checkpoint only)."""
+    import mmengine.logging
     import torch
     from mmdet.registry import MODELS
 
@@ -126,10 +128,19 @@ def test_a_distillation_checkpoint_teaches_with_its_student(tmp_path):
     state.update({f'teacher.{k}': torch.zeros_like(v) for k, v in other.state_dict().items()})
     path = str(tmp_path / 'distill_iter_800.pth')
     torch.save(dict(state_dict=state), path)
+    messages = []
+    monkeypatch.setattr(mmengine.logging, 'print_log', lambda message, **kwargs: messages.append(
+        message) if 'distillation checkpoint' in str(message) else None)
     teacher = MODELS.build(cfg)
     load_teacher_checkpoint(teacher, path)
     for key, value in student.state_dict().items():
         assert torch.equal(teacher.state_dict()[key], value), key
+    assert len(messages) == 1 and path in messages[0]
+
+    plain = str(tmp_path / 'plain_iter_800.pth')
+    torch.save(dict(state_dict=student.state_dict()), plain)
+    load_teacher_checkpoint(MODELS.build(cfg), plain)
+    assert len(messages) == 1  # a detector's own checkpoint is not announced as one
 
 
 # ---- classes -----------------------------------------------------------------------------------
