@@ -583,8 +583,6 @@ def _distill_total(losses):
 
 
 def test_unlabeled_weight_scales_only_the_unlabeled_images_distillation():
-    from mmengine.logging import MessageHub
-    MessageHub.get_current_instance().update_info('iter', 0)
     inputs, samples = fake_batch(batch_size=2)
     samples = _mark_unlabeled(samples, [1])
     algorithm = _semi(dict(CSL, region='topk'), unlabeled_weight=0.0)
@@ -612,7 +610,7 @@ def test_unlabeled_weight_ramps_up_with_the_runners_iteration():
     hub = MessageHub.get_current_instance()
     algorithm = _semi(dict(CSL, region='topk'), unlabeled_weight=2.0,
                       unlabeled_rampup_iters=100)
-    inputs, samples = fake_batch(batch_size=2)
+    inputs, _ = fake_batch(batch_size=2)
     logged = []
     for iteration in (0, 50, 100, 400):
         hub.update_info('iter', iteration)
