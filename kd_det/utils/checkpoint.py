@@ -271,9 +271,9 @@ def load_teacher_checkpoint(teacher: nn.Module, checkpoint_path: Optional[str]) 
     its student: iterative distillation, where last round's student teaches the next one.
     """
     checkpoint = load_checkpoint_file(checkpoint_path, map_location='cpu')
-    full_state = state_dict_of(checkpoint)
-    state = teacher_state_dict(full_state)
-    if state is not full_state:
+    state = state_dict_of(checkpoint)
+    if is_distillation_state(state):
+        state = teacher_state_dict(state)
         from mmengine.logging import print_log
         print_log(f'teacher_ckpt {checkpoint_path} is a distillation checkpoint: the teacher is '
                   'its student (architecture.*)', logger='current')
@@ -281,10 +281,15 @@ def load_teacher_checkpoint(teacher: nn.Module, checkpoint_path: Optional[str]) 
     return checkpoint
 
 
+def is_distillation_state(state: Dict[str, torch.Tensor]) -> bool:
+    """Whether ``state`` is a distillation run's (its student's keys are ``architecture.*``)."""
+    return any(key.startswith(DISTILLED_STUDENT_PREFIX) for key in state)
+
+
 def teacher_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """``state`` itself, or the student's weights (prefix removed) if it is a distillation
     checkpoint's."""
-    if not any(key.startswith(DISTILLED_STUDENT_PREFIX) for key in state):
+    if not is_distillation_state(state):
         return state
     return {key[len(DISTILLED_STUDENT_PREFIX):]: value for key, value in state.items()
             if key.startswith(DISTILLED_STUDENT_PREFIX)}
